@@ -1,0 +1,41 @@
+# Two commands for a newcomer: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: install everything and start the service (HTTP 127.0.0.1:8080, DICOM 11112, ./data)
+run: $(STAMP)
+	$(VENV)/bin/wsi serve --host 127.0.0.1 --port 8080 --dicom-port 11112 \
+		--ae-title WSIARCHIVE --data-dir ./data
+
+## system-deps: Debian packages the tests use (DCMTK, dicom3tools), installed when missing
+system-deps:
+	@if ! command -v dciodvfy >/dev/null || ! command -v storescu >/dev/null; then \
+		echo "installing dcmtk and dicom3tools from Debian"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dcmtk dicom3tools >/dev/null; \
+	fi
+
+## lint: ruff, import layering contracts, mypy
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+## test: install what the tests need, lint, run the whole suite
+test: $(STAMP) system-deps lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

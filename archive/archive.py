@@ -1,0 +1,219 @@
+"""The archive facade: the one object the protocols (DICOMweb, DIMSE, CLI) talk to."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, select
+
+from archive.attributes import Level
+from archive.index import finder
+from archive.index.database import open_engine
+from archive.index.schema import instances, series, studies
+from archive.index.writer import delete_instances
+from archive.ingest import Ingester, StoredInstance
+from archive.pixels import header_value, pixel_description
+from archive.query import FindResult, Query
+from archive.storage import StagedFile, Storage
+from wsi.codecs import PixelDescription, decode_frame
+from wsi.dicom.encapsulation import FrameTable
+from wsi.errors import InvalidInput, NotFound
+from wsi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """Where an instance is and what a retrieval needs to know about it."""
+
+    pk: int
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    path: Path
+    file_size: int
+    number_of_frames: int
+    sha256: str
+
+    @property
+    def etag(self) -> str:
+        """A strong entity tag: instances never change under one content hash."""
+        return self.sha256[:32]
+
+
+_RECORD_COLUMNS = (
+    instances.c.pk,
+    studies.c.studyinstanceuid,
+    series.c.seriesinstanceuid,
+    instances.c.sopinstanceuid,
+    instances.c.sopclassuid,
+    instances.c.transfer_syntax_uid,
+    instances.c.file_path,
+    instances.c.file_size,
+    instances.c.numberofframes,
+    instances.c.sha256,
+)
+
+
+class Archive:
+    """Storage plus index; synchronous and thread-safe (call it from worker threads)."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.storage = Storage(settings.data_dir, settings.max_upload_bytes)
+        self.engine = engine or open_engine(settings.resolved_database_url)
+        self._ingester = Ingester(
+            self.storage, self.engine, settings.on_conflict, settings.bulkdata_threshold
+        )
+        leftovers = self.storage.clear_staging()
+        if leftovers:
+            log.warning("removed %d staging files left by an interrupted ingest", leftovers)
+        self._frame_tables = lru_cache(maxsize=256)(self._load_frame_table)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    # ---- ingest -------------------------------------------------------------------------
+    def stage(self) -> StagedFile:
+        """A new staging file to stream an incoming instance into."""
+        return self.storage.stage()
+
+    def ingest(self, staged: StagedFile, expected_study_uid: str | None = None) -> StoredInstance:
+        """Validate, store and index a finished staged file (the one ingest path)."""
+        return self._ingester.ingest(staged, expected_study_uid)
+
+    def ingest_path(self, path: Path) -> StoredInstance:
+        """Ingest a file from anywhere (folder import, DIMSE temp files): copied, not moved."""
+        staged = self.stage()
+        try:
+            staged.copy_from(path)
+            staged.finish()
+        except BaseException:
+            staged.discard()
+            raise
+        return self.ingest(staged)
+
+    # ---- query ----------------------------------------------------------------------------
+    def find(self, query: Query) -> FindResult:
+        """QIDO-RS / C-FIND."""
+        with self.engine.connect() as conn:
+            return finder.find(conn, query)
+
+    def instances(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """The instances of a study, series or one instance; NotFound when there are none."""
+        stmt = (
+            select(*_RECORD_COLUMNS)
+            .select_from(
+                studies.join(series, series.c.study_pk == studies.c.pk).join(
+                    instances, instances.c.series_pk == series.c.pk
+                )
+            )
+            .where(studies.c.studyinstanceuid == study_uid)
+            .order_by(series.c.pk, instances.c.instancenumber, instances.c.pk)
+        )
+        if series_uid is not None:
+            stmt = stmt.where(series.c.seriesinstanceuid == series_uid)
+        if sop_uid is not None:
+            stmt = stmt.where(instances.c.sopinstanceuid == sop_uid)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        if not rows:
+            what = sop_uid or series_uid or study_uid
+            raise NotFound(f"no instances for {what}")
+        return [
+            InstanceRecord(
+                pk=r.pk,
+                study_uid=r.studyinstanceuid,
+                series_uid=r.seriesinstanceuid,
+                sop_instance_uid=r.sopinstanceuid,
+                sop_class_uid=r.sopclassuid,
+                transfer_syntax_uid=r.transfer_syntax_uid,
+                path=self.storage.absolute(r.file_path),
+                file_size=r.file_size,
+                number_of_frames=r.numberofframes or 1,
+                sha256=r.sha256,
+            )
+            for r in rows
+        ]
+
+    def metadata(self, records: list[InstanceRecord]) -> Iterator[str]:
+        """The stored DICOM JSON text of each record (bulk data URIs still placeholders)."""
+        pks = [r.pk for r in records]
+        with self.engine.connect() as conn:
+            texts = dict(
+                conn.execute(
+                    select(instances.c.pk, instances.c.metadata_json).where(
+                        instances.c.pk.in_(pks)
+                    )
+                ).all()
+            )
+        return (texts[pk] for pk in pks)
+
+    # ---- frames -----------------------------------------------------------------------------
+    def _load_frame_table(self, pk: int, sha256: str) -> FrameTable | None:
+        with self.engine.connect() as conn:
+            blob = conn.scalar(select(instances.c.frame_table).where(instances.c.pk == pk))
+        return FrameTable.from_bytes(blob) if blob else None
+
+    def frame_table(self, record: InstanceRecord) -> FrameTable:
+        """The frame positions of an instance; InvalidInput if it has no pixel data."""
+        table = self._frame_tables(record.pk, record.sha256)
+        if table is None:
+            raise InvalidInput(f"instance {record.sop_instance_uid} has no frames")
+        return table
+
+    def read_frames(self, record: InstanceRecord, numbers: list[int]) -> Iterator[bytes]:
+        """Frames by 1-based number, each one positioned read; NotFound outside the range."""
+        table = self.frame_table(record)
+        for n in numbers:
+            if not 1 <= n <= len(table):
+                raise NotFound(
+                    f"frame {n} is outside 1..{len(table)} of {record.sop_instance_uid}"
+                )
+        fd = os.open(record.path, os.O_RDONLY)
+        try:
+            for n in numbers:
+                yield table.read_frame(fd, n - 1)
+        finally:
+            os.close(fd)
+
+    def pixel_description(self, record: InstanceRecord) -> PixelDescription:
+        """How to interpret the instance's decoded frames."""
+        return pixel_description(next(self.metadata([record])))
+
+    def decoded_frames(self, record: InstanceRecord, numbers: list[int]) -> Iterator[np.ndarray]:
+        """Frames decoded to pixel arrays (for octet-stream without transfer-syntax=*)."""
+        pixels = self.pixel_description(record)
+        for data in self.read_frames(record, numbers):
+            yield decode_frame(data, record.transfer_syntax_uid, pixels)
+
+    def bulk_value(self, record: InstanceRecord, bulk_path: str) -> bytes:
+        """A header element's value by its BulkDataURI path (pixel data excluded)."""
+        return header_value(str(record.path), bulk_path)
+
+    # ---- delete ----------------------------------------------------------------------------
+    def delete(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> int:
+        """Delete a study, series or instance: index rows first, then the files."""
+        records = self.instances(study_uid, series_uid, sop_uid)
+        with self.engine.begin() as conn:
+            delete_instances(conn, [r.pk for r in records])
+        for r in records:
+            r.path.unlink(missing_ok=True)
+        return len(records)
+
+
+__all__ = ["Archive", "InstanceRecord", "Level", "Query", "StoredInstance"]

@@ -1,0 +1,60 @@
+"""``create_app``: wiring only. Services are built by the composition root (``wsi.cli``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from dicomweb.errors import EXCEPTION_HANDLERS
+from dicomweb.routes import frames, qido, rendered, wado
+from dicomweb.routes.manage import delete_instance, delete_series, delete_study, healthz
+from dicomweb.routes.stow import store_instances
+from dicomweb.services import Services
+from dicomweb.urls import DICOMWEB_PREFIX
+
+EXPOSED_HEADERS = ["Warning", "ETag", "Content-Location", "Content-Type", "Content-Length"]
+
+
+def create_app(
+    services: Services,
+    on_startup: Sequence[Callable[[], Any]] = (),
+    on_shutdown: Sequence[Callable[[], Any]] = (),
+) -> Litestar:
+    """The Litestar application serving DICOMweb under ``/dicom-web``."""
+    dicomweb_router = Router(
+        path=DICOMWEB_PREFIX,
+        route_handlers=[
+            store_instances,
+            *qido.ROUTES,
+            # Rendered and frame routes come before the catch-all bulk data path.
+            *rendered.ROUTES,
+            *frames.ROUTES,
+            *wado.ROUTES,
+            delete_study,
+            delete_series,
+            delete_instance,
+        ],
+        tags=["DICOMweb"],
+    )
+    settings = services.settings
+    return Litestar(
+        route_handlers=[dicomweb_router, healthz],
+        dependencies={
+            "services": Provide(lambda: services, use_cache=True, sync_to_thread=False)
+        },
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"],
+            allow_headers=["*"],
+            expose_headers=EXPOSED_HEADERS,
+        ),
+        openapi_config=OpenAPIConfig(title="WSI Archive", version="0.1.0", path="/schema"),
+        on_startup=list(on_startup),
+        on_shutdown=[*on_shutdown, services.archive.close],
+    )

@@ -1,0 +1,118 @@
+"""WADO-RS frames and bulk data (PS3.18 §10.4.1.1.6–7): one positioned read per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.response import Stream
+
+from archive.archive import InstanceRecord
+from dicomweb import multipart
+from dicomweb.errors import NotAcceptable
+from dicomweb.frames_negotiation import OCTET, FrameEncoding, negotiate_frames
+from dicomweb.media import parse_accept
+from dicomweb.routes.wado import INSTANCE
+from dicomweb.services import Services
+from dicomweb.urls import path_uids
+from wsi.codecs import native_bytes
+from wsi.errors import InvalidInput
+
+PIXEL_DATA = "7FE00010"
+_MAX_FRAMES_IN_MEMORY = 8
+
+
+def parse_frame_list(text: str) -> list[int]:
+    """``1,5,9`` → [1, 5, 9]; frame numbers are 1-based (PS3.18 §8.3.1)."""
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InvalidInput(f"invalid frame list {text!r}") from exc
+    if not numbers or min(numbers) < 1:
+        raise InvalidInput(f"invalid frame list {text!r}: frame numbers start at 1")
+    return numbers
+
+
+def _frames(
+    services: Services, record: InstanceRecord, numbers: list[int], encoding: FrameEncoding
+) -> Iterator[bytes]:
+    if encoding.decode:
+        return (native_bytes(a) for a in services.archive.decoded_frames(record, numbers))
+    return services.archive.read_frames(record, numbers)
+
+
+def _multipart_body(frames: Iterator[bytes], encoding: FrameEncoding, boundary: str
+                    ) -> Iterator[bytes]:
+    for data in frames:
+        yield multipart.part_head(boundary, encoding.part_content_type) + data + b"\r\n"
+    yield multipart.closing(boundary)
+
+
+async def _send_frames(
+    request: Request, services: Services, record: InstanceRecord, numbers: list[int]
+) -> Response[bytes] | Stream:
+    encoding = negotiate_frames(
+        request.headers.get("accept"), record.transfer_syntax_uid, len(numbers)
+    )
+    headers = {"ETag": f'"{record.etag}-{",".join(map(str, numbers))}"',
+               "Cache-Control": "private, max-age=86400"}
+    if not encoding.multipart:
+        data = await services.blocking.run(
+            lambda: b"".join(_frames(services, record, numbers, encoding))
+        )
+        return Response(data, media_type=encoding.part_content_type, headers=headers)
+    boundary = multipart.new_boundary()
+    media_type = multipart.content_type_header(boundary, encoding.media_type)
+    media_type += f"; transfer-syntax={encoding.transfer_syntax_uid}"
+    if len(numbers) <= _MAX_FRAMES_IN_MEMORY:
+        # The common viewer request (one tile): one thread hop, one response body.
+        body = await services.blocking.run(
+            lambda: b"".join(
+                _multipart_body(_frames(services, record, numbers, encoding), encoding, boundary)
+            )
+        )
+        return Response(body, media_type=media_type, headers=headers)
+    stream = _multipart_body(_frames(services, record, numbers, encoding), encoding, boundary)
+    return Stream(services.blocking.iterate(stream), media_type=media_type, headers=headers)
+
+
+async def _record(services: Services, study: str, series: str, instance: str) -> InstanceRecord:
+    st, se, sop = path_uids(study, series, instance)
+    assert st is not None
+    return (await services.blocking.run(services.archive.instances, st, se, sop))[0]
+
+
+@get(INSTANCE + "/frames/{frames:str}", summary="WADO-RS: retrieve frames")
+async def retrieve_frames(
+    request: Request, services: Services, study: str, series: str, instance: str, frames: str
+) -> Response[bytes] | Stream:
+    """Frames of an instance, as stored or decoded, by Accept."""
+    numbers = parse_frame_list(frames)
+    record = await _record(services, study, series, instance)
+    return await _send_frames(request, services, record, numbers)
+
+
+@get(INSTANCE + "/bulkdata/{path:path}", summary="WADO-RS: retrieve bulk data")
+async def retrieve_bulkdata(
+    request: Request, services: Services, study: str, series: str, instance: str, path: str
+) -> Response[bytes] | Stream:
+    """A BulkDataURI target: pixel data as frames, other values as octet-stream."""
+    record = await _record(services, study, series, instance)
+    path = path.strip("/")
+    if path.upper() == PIXEL_DATA:
+        numbers = list(range(1, record.number_of_frames + 1))
+        return await _send_frames(request, services, record, numbers)
+    value = await services.blocking.run(services.archive.bulk_value, record, path)
+    for media in parse_accept(request.headers.get("accept")):
+        if media.type == "multipart/related" or media.type == "*/*":
+            boundary = multipart.new_boundary()
+            body = multipart.part_head(boundary, OCTET) + value + b"\r\n"
+            body += multipart.closing(boundary)
+            return Response(body, media_type=multipart.content_type_header(boundary, OCTET))
+        if media.matches(OCTET):
+            return Response(value, media_type=OCTET)
+    raise NotAcceptable("bulk data is available as application/octet-stream")
+
+
+ROUTES: list[Any] = [retrieve_frames, retrieve_bulkdata]

@@ -1,0 +1,163 @@
+"""WADO-RS (PS3.18 §10.4): instances, metadata and bulk data, streamed from disk."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, get
+from litestar.response import Stream
+
+from archive.archive import InstanceRecord
+from archive.metadata import BULK_PLACEHOLDER
+from dicomweb import multipart
+from dicomweb.errors import NotAcceptable
+from dicomweb.media import parse_accept
+from dicomweb.services import Services
+from dicomweb.urls import dicomweb_base, instance_url, path_uids
+
+_CHUNK = 1024 * 1024
+DICOM_JSON = "application/dicom+json"
+
+STUDY = "/studies/{study:str}"
+SERIES = STUDY + "/series/{series:str}"
+INSTANCE = SERIES + "/instances/{instance:str}"
+
+
+def _file_chunks(paths: list[Path], boundary: str, part_types: list[str]) -> Iterator[bytes]:
+    """The multipart body of whole files, in 1 MiB reads (bounded memory)."""
+    for path, part_type in zip(paths, part_types, strict=True):
+        with open(path, "rb") as fh:
+            first = multipart.part_head(boundary, part_type)
+            chunk = fh.read(_CHUNK - len(first))
+            yield first + chunk
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+        yield multipart.part_tail()
+    yield multipart.closing(boundary)
+
+
+def _negotiate_instances(accept: str | None, records: list[InstanceRecord]) -> None:
+    """Check that stored instances can be sent as the client accepts (PS3.18 §8.7.3.5.2).
+
+    Instances are sent in their stored transfer syntax: when Accept names no transfer syntax
+    this is what Orthanc does too, and it keeps retrieval a plain file stream.
+    """
+    stored = {r.transfer_syntax_uid for r in records}
+    for media in parse_accept(accept):
+        if media.type in ("*/*", "multipart/*") or (
+            media.type == "multipart/related"
+            and media.params.get("type", "application/dicom") in ("application/dicom", "*/*")
+        ) or media.type == "application/dicom":
+            wanted = media.params.get("transfer-syntax", "*")
+            if wanted == "*" or stored == {wanted}:
+                return
+    raise NotAcceptable(
+        "instances are available only as multipart/related; type=\"application/dicom\" in "
+        f"their stored transfer syntax ({', '.join(sorted(stored))})"
+    )
+
+
+async def _retrieve(
+    request: Request, services: Services, study: str,
+    series: str | None = None, instance: str | None = None,
+) -> Stream:
+    st, se, sop = path_uids(study, series, instance)
+    assert st is not None
+    records = await services.blocking.run(services.archive.instances, st, se, sop)
+    _negotiate_instances(request.headers.get("accept"), records)
+    boundary = multipart.new_boundary()
+    part_types = [f"application/dicom; transfer-syntax={r.transfer_syntax_uid}" for r in records]
+    body = _file_chunks([r.path for r in records], boundary, part_types)
+    return Stream(
+        services.blocking.iterate(body),
+        media_type=multipart.content_type_header(boundary, "application/dicom"),
+        headers={"Content-Disposition": "inline"},
+    )
+
+
+@get(STUDY, summary="WADO-RS: retrieve a study")
+async def retrieve_study(request: Request, services: Services, study: str) -> Stream:
+    """All instances of a study as multipart/related application/dicom."""
+    return await _retrieve(request, services, study)
+
+
+@get(SERIES, summary="WADO-RS: retrieve a series")
+async def retrieve_series(
+    request: Request, services: Services, study: str, series: str
+) -> Stream:
+    """All instances of a series as multipart/related application/dicom."""
+    return await _retrieve(request, services, study, series)
+
+
+@get(INSTANCE, summary="WADO-RS: retrieve an instance")
+async def retrieve_instance(
+    request: Request, services: Services, study: str, series: str, instance: str
+) -> Stream:
+    """One instance as multipart/related application/dicom."""
+    return await _retrieve(request, services, study, series, instance)
+
+
+def _metadata_texts(services: Services, records: list[InstanceRecord]) -> list[str]:
+    return list(services.archive.metadata(records))
+
+
+async def _metadata_body(
+    services: Services, base: str, records: list[InstanceRecord]
+) -> AsyncIterator[bytes]:
+    """A JSON array of the instances' metadata, in pages of 500 instances."""
+    yield b"["
+    for start in range(0, len(records), 500):
+        page = records[start : start + 500]
+        texts = await services.blocking.run(_metadata_texts, services, page)
+        pieces = []
+        for i, (record, text) in enumerate(zip(page, texts, strict=True)):
+            url = instance_url(base, record.study_uid, record.series_uid, record.sop_instance_uid)
+            prefix = "," if start + i else ""
+            pieces.append(prefix + text.replace(BULK_PLACEHOLDER, url + "/bulkdata/"))
+        yield "".join(pieces).encode()
+    yield b"]"
+
+
+async def _metadata(
+    request: Request, services: Services, study: str,
+    series: str | None = None, instance: str | None = None,
+) -> Stream:
+    st, se, sop = path_uids(study, series, instance)
+    assert st is not None
+    records = await services.blocking.run(services.archive.instances, st, se, sop)
+    for media in parse_accept(request.headers.get("accept")):
+        if media.matches(DICOM_JSON) or media.matches("application/json"):
+            break
+    else:
+        raise NotAcceptable("metadata is available as application/dicom+json only")
+    return Stream(_metadata_body(services, dicomweb_base(request), records), media_type=DICOM_JSON)
+
+
+@get(STUDY + "/metadata", summary="WADO-RS: study metadata")
+async def study_metadata(request: Request, services: Services, study: str) -> Stream:
+    """Metadata of every instance in a study."""
+    return await _metadata(request, services, study)
+
+
+@get(SERIES + "/metadata", summary="WADO-RS: series metadata")
+async def series_metadata(
+    request: Request, services: Services, study: str, series: str
+) -> Stream:
+    """Metadata of every instance in a series."""
+    return await _metadata(request, services, study, series)
+
+
+@get(INSTANCE + "/metadata", summary="WADO-RS: instance metadata")
+async def instance_metadata(
+    request: Request, services: Services, study: str, series: str, instance: str
+) -> Stream:
+    """Metadata of one instance."""
+    return await _metadata(request, services, study, series, instance)
+
+
+ROUTES: list[Any] = [
+    retrieve_study, retrieve_series, retrieve_instance,
+    study_metadata, series_metadata, instance_metadata,
+]
