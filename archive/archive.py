@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,6 +52,8 @@ class InstanceRecord:
         return self.sha256[:32]
 
 
+_RECORD_CACHE_SIZE = 4096
+
 _RECORD_COLUMNS = (
     instances.c.pk,
     studies.c.studyinstanceuid,
@@ -78,6 +82,9 @@ class Archive:
         if leftovers:
             log.warning("removed %d staging files left by an interrupted ingest", leftovers)
         self._frame_tables = lru_cache(maxsize=256)(self._load_frame_table)
+        # Retrieval of one instance (a tile request) must not cost an index query each time.
+        self._records: OrderedDict[tuple[str, str, str], InstanceRecord] = OrderedDict()
+        self._records_lock = threading.Lock()
 
     def close(self) -> None:
         """Release the database connections."""
@@ -90,7 +97,10 @@ class Archive:
 
     def ingest(self, staged: StagedFile, expected_study_uid: str | None = None) -> StoredInstance:
         """Validate, store and index a finished staged file (the one ingest path)."""
-        return self._ingester.ingest(staged, expected_study_uid)
+        stored = self._ingester.ingest(staged, expected_study_uid)
+        if stored.replaced:
+            self._forget_records()
+        return stored
 
     def ingest_path(self, path: Path) -> StoredInstance:
         """Ingest a file from anywhere (folder import, DIMSE temp files): copied, not moved."""
@@ -147,6 +157,25 @@ class Archive:
             )
             for r in rows
         ]
+
+    def instance(self, study_uid: str, series_uid: str, sop_uid: str) -> InstanceRecord:
+        """One instance by its full address, from a small cache of recent lookups."""
+        key = (study_uid, series_uid, sop_uid)
+        with self._records_lock:
+            record = self._records.get(key)
+            if record is not None:
+                self._records.move_to_end(key)
+                return record
+        (record,) = self.instances(study_uid, series_uid, sop_uid)
+        with self._records_lock:
+            self._records[key] = record
+            if len(self._records) > _RECORD_CACHE_SIZE:
+                self._records.popitem(last=False)
+        return record
+
+    def _forget_records(self) -> None:
+        with self._records_lock:
+            self._records.clear()
 
     def metadata(self, records: list[InstanceRecord]) -> Iterator[str]:
         """The stored DICOM JSON text of each record (bulk data URIs still placeholders)."""
@@ -211,6 +240,7 @@ class Archive:
         records = self.instances(study_uid, series_uid, sop_uid)
         with self.engine.begin() as conn:
             delete_instances(conn, [r.pk for r in records])
+        self._forget_records()
         for r in records:
             r.path.unlink(missing_ok=True)
         return len(records)

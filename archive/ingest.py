@@ -12,6 +12,7 @@ A file renamed but not indexed (power loss between 3's steps) is unreachable and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class StoredInstance:
     sop_class_uid: str
     transfer_syntax_uid: str
     already_stored: bool
+    replaced: bool = False
+    """An earlier version with the same SOP Instance UID was overwritten."""
 
 
 class Ingester:
@@ -131,7 +134,7 @@ class Ingester:
                     )
                 ).first()
             if existing is not None and existing.sha256 == staged.sha256:
-                return StoredInstance(**{**result.__dict__, "already_stored": True})
+                return dataclasses.replace(result, already_stored=True)
             if existing is not None and self._on_conflict == "reject":
                 raise DuplicateInstance(
                     f"SOP Instance {sop_uid} is already stored with different content"
@@ -149,6 +152,7 @@ class Ingester:
             if existing is not None:
                 self._storage.remove(existing.file_path)
                 log.info("overwrote instance %s", sop_uid)
+                result = dataclasses.replace(result, replaced=True)
         log.debug("stored instance %s (%d bytes)", sop_uid, staged.size)
         return result
 

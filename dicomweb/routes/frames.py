@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, get
@@ -49,38 +50,56 @@ def _multipart_body(frames: Iterator[bytes], encoding: FrameEncoding, boundary: 
     yield multipart.closing(boundary)
 
 
+@dataclass(frozen=True)
+class _FrameReply:
+    encoding: FrameEncoding
+    record: InstanceRecord
+    boundary: str
+    body: bytes | None
+    """The whole body when it is small (a few frames); None when it is to be streamed."""
+
+
+def _prepare(
+    services: Services, address: tuple[str, str, str], numbers: list[int], accept: str | None
+) -> _FrameReply:
+    """Lookup, negotiation and (for a few frames) the reads, in one worker-thread hop."""
+    record = services.archive.instance(*address)
+    encoding = negotiate_frames(accept, record.transfer_syntax_uid, len(numbers))
+    boundary = multipart.new_boundary()
+    body = None
+    if not encoding.multipart:
+        body = b"".join(_frames(services, record, numbers, encoding))
+    elif len(numbers) <= _MAX_FRAMES_IN_MEMORY:
+        frames = _frames(services, record, numbers, encoding)
+        body = b"".join(_multipart_body(frames, encoding, boundary))
+    return _FrameReply(encoding, record, boundary, body)
+
+
 async def _send_frames(
-    request: Request, services: Services, record: InstanceRecord, numbers: list[int]
+    request: Request, services: Services, address: tuple[str, str, str], numbers: list[int]
 ) -> Response[bytes] | Stream:
-    encoding = negotiate_frames(
-        request.headers.get("accept"), record.transfer_syntax_uid, len(numbers)
+    reply = await services.blocking.run(
+        _prepare, services, address, numbers, request.headers.get("accept")
     )
+    encoding, record = reply.encoding, reply.record
     headers = {"ETag": f'"{record.etag}-{",".join(map(str, numbers))}"',
                "Cache-Control": "private, max-age=86400"}
     if not encoding.multipart:
-        data = await services.blocking.run(
-            lambda: b"".join(_frames(services, record, numbers, encoding))
-        )
-        return Response(data, media_type=encoding.part_content_type, headers=headers)
-    boundary = multipart.new_boundary()
-    media_type = multipart.content_type_header(boundary, encoding.media_type)
+        return Response(reply.body or b"", media_type=encoding.part_content_type, headers=headers)
+    media_type = multipart.content_type_header(reply.boundary, encoding.media_type)
     media_type += f"; transfer-syntax={encoding.transfer_syntax_uid}"
-    if len(numbers) <= _MAX_FRAMES_IN_MEMORY:
-        # The common viewer request (one tile): one thread hop, one response body.
-        body = await services.blocking.run(
-            lambda: b"".join(
-                _multipart_body(_frames(services, record, numbers, encoding), encoding, boundary)
-            )
-        )
-        return Response(body, media_type=media_type, headers=headers)
-    stream = _multipart_body(_frames(services, record, numbers, encoding), encoding, boundary)
+    if reply.body is not None:
+        return Response(reply.body, media_type=media_type, headers=headers)
+    stream = _multipart_body(
+        _frames(services, record, numbers, encoding), encoding, reply.boundary
+    )
     return Stream(services.blocking.iterate(stream), media_type=media_type, headers=headers)
 
 
-async def _record(services: Services, study: str, series: str, instance: str) -> InstanceRecord:
+def _address(study: str, series: str, instance: str) -> tuple[str, str, str]:
     st, se, sop = path_uids(study, series, instance)
-    assert st is not None
-    return (await services.blocking.run(services.archive.instances, st, se, sop))[0]
+    assert st is not None and se is not None and sop is not None
+    return st, se, sop
 
 
 @get(INSTANCE + "/frames/{frames:str}", summary="WADO-RS: retrieve frames")
@@ -89,8 +108,7 @@ async def retrieve_frames(
 ) -> Response[bytes] | Stream:
     """Frames of an instance, as stored or decoded, by Accept."""
     numbers = parse_frame_list(frames)
-    record = await _record(services, study, series, instance)
-    return await _send_frames(request, services, record, numbers)
+    return await _send_frames(request, services, _address(study, series, instance), numbers)
 
 
 @get(INSTANCE + "/bulkdata/{path:path}", summary="WADO-RS: retrieve bulk data")
@@ -98,11 +116,12 @@ async def retrieve_bulkdata(
     request: Request, services: Services, study: str, series: str, instance: str, path: str
 ) -> Response[bytes] | Stream:
     """A BulkDataURI target: pixel data as frames, other values as octet-stream."""
-    record = await _record(services, study, series, instance)
+    address = _address(study, series, instance)
+    record = await services.blocking.run(services.archive.instance, *address)
     path = path.strip("/")
     if path.upper() == PIXEL_DATA:
         numbers = list(range(1, record.number_of_frames + 1))
-        return await _send_frames(request, services, record, numbers)
+        return await _send_frames(request, services, address, numbers)
     value = await services.blocking.run(services.archive.bulk_value, record, path)
     for media in parse_accept(request.headers.get("accept")):
         if media.type == "multipart/related" or media.type == "*/*":
