@@ -11,9 +11,8 @@ from archive.archive import InstanceRecord
 from dicomweb.errors import NotAcceptable
 from dicomweb.media import parse_accept
 from dicomweb.routes.frames import parse_frame_list
-from dicomweb.routes.wado import INSTANCE, SERIES, STUDY
+from dicomweb.routes.wado import INSTANCE, SERIES, STUDY, records_of
 from dicomweb.services import Services
-from dicomweb.urls import path_uids
 from wsi.errors import InvalidInput
 from wsi.rendering import RENDERED_TYPES, Presentation, RenderOptions, render
 
@@ -76,12 +75,10 @@ async def _rendered(
     request: Request, services: Services, thumbnail: bool, study: str,
     series: str | None = None, instance: str | None = None, frames: str | None = None,
 ) -> Response[bytes]:
-    st, se, sop = path_uids(study, series, instance)
-    assert st is not None
     options = _options(request, thumbnail)
-    records = await services.blocking.run(services.archive.instances, st, se, sop)
+    records = await records_of(services, study, series, instance)
     # A study or series is represented by its middle instance, as viewers expect.
-    record = records[len(records) // 2] if sop is None else records[0]
+    record = records[len(records) // 2]
     frame = parse_frame_list(frames)[0] if frames else 1
     data = await services.blocking.run(_render_record, services, record, frame, options)
     return Response(

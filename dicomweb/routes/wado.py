@@ -38,6 +38,15 @@ def _file_chunks(paths: list[Path], boundary: str, part_types: list[str]) -> Ite
     yield multipart.closing(boundary)
 
 
+async def records_of(
+    services: Services, study: str, series: str | None = None, instance: str | None = None
+) -> list[InstanceRecord]:
+    """The instances a study, series or instance URL addresses (UIDs validated first)."""
+    st, se, sop = path_uids(study, series, instance)
+    assert st is not None
+    return await services.blocking.run(services.archive.instances, st, se, sop)
+
+
 def _negotiate_instances(accept: str | None, records: list[InstanceRecord]) -> None:
     """Check that stored instances can be sent as the client accepts (PS3.18 §8.7.3.5.2).
 
@@ -63,9 +72,7 @@ async def _retrieve(
     request: Request, services: Services, study: str,
     series: str | None = None, instance: str | None = None,
 ) -> Stream:
-    st, se, sop = path_uids(study, series, instance)
-    assert st is not None
-    records = await services.blocking.run(services.archive.instances, st, se, sop)
+    records = await records_of(services, study, series, instance)
     _negotiate_instances(request.headers.get("accept"), records)
     boundary = multipart.new_boundary()
     part_types = [f"application/dicom; transfer-syntax={r.transfer_syntax_uid}" for r in records]
@@ -124,9 +131,7 @@ async def _metadata(
     request: Request, services: Services, study: str,
     series: str | None = None, instance: str | None = None,
 ) -> Stream:
-    st, se, sop = path_uids(study, series, instance)
-    assert st is not None
-    records = await services.blocking.run(services.archive.instances, st, se, sop)
+    records = await records_of(services, study, series, instance)
     for media in parse_accept(request.headers.get("accept")):
         if media.matches(DICOM_JSON) or media.matches("application/json"):
             break
