@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from archive.attributes import Level
 from archive.index import finder
@@ -22,10 +22,13 @@ from archive.index.writer import delete_instances
 from archive.ingest import Ingester, StoredInstance
 from archive.pixels import header_value, pixel_description
 from archive.query import FindResult, Query
+from archive.slide_images import SlideImages
+from archive.slides import Slide, SlideCache, build_slide
 from archive.storage import StagedFile, Storage
 from wsi.codecs import PixelDescription, decode_frame
 from wsi.dicom.encapsulation import FrameTable
 from wsi.errors import InvalidInput, NotFound
+from wsi.pyramid import InstanceFacts
 from wsi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,13 +81,21 @@ class Archive:
         self._ingester = Ingester(
             self.storage, self.engine, settings.on_conflict, settings.bulkdata_threshold
         )
-        leftovers = self.storage.clear_staging()
-        if leftovers:
-            log.warning("removed %d staging files left by an interrupted ingest", leftovers)
         self._frame_tables = lru_cache(maxsize=256)(self._load_frame_table)
         # Retrieval of one instance (a tile request) must not cost an index query each time.
         self._records: OrderedDict[tuple[str, str, str], InstanceRecord] = OrderedDict()
         self._records_lock = threading.Lock()
+        # Slides (pyramid models) are built from stored metadata on first use; see slides.py.
+        self._slides = SlideCache()
+        self.images = SlideImages(self.read_frames)
+        """Tiles, IIIF regions and associated images of slides (bounded transcode cache)."""
+
+    def recover(self) -> None:
+        """Remove what interrupted ingests left in staging; only the serving process calls it
+        (at start-up, before it accepts anything), so no other process's ingest is harmed."""
+        leftovers = self.storage.clear_staging()
+        if leftovers:
+            log.warning("removed %d staging files left by an interrupted ingest", leftovers)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -100,13 +111,19 @@ class Archive:
         stored = self._ingester.ingest(staged, expected_study_uid)
         if stored.replaced:
             self._forget_records()
+        if not stored.already_stored:
+            self._slides.forget(stored.series_uid)
         return stored
 
-    def ingest_path(self, path: Path) -> StoredInstance:
-        """Ingest a file from anywhere (folder import, DIMSE temp files): copied, not moved."""
+    def ingest_path(self, path: Path, move: bool = False) -> StoredInstance:
+        """Ingest a file from anywhere: copied (folder import), or moved when ``move`` is set
+        (files this process received itself, e.g. C-STORE temporary files)."""
         staged = self.stage()
         try:
-            staged.copy_from(path)
+            if move:
+                staged.take(path)
+            else:
+                staged.copy_from(path)
             staged.finish()
         except BaseException:
             staged.discard()
@@ -241,9 +258,52 @@ class Archive:
         with self.engine.begin() as conn:
             delete_instances(conn, [r.pk for r in records])
         self._forget_records()
+        for series_uid in {r.series_uid for r in records}:
+            self._slides.forget(series_uid)
         for r in records:
             r.path.unlink(missing_ok=True)
         return len(records)
+
+    # ---- slides ----------------------------------------------------------------------------
+    def find_series(self, series_uid: str) -> str:
+        """The Study Instance UID of a series found by its UID alone; NotFound if unknown."""
+        stmt = (
+            select(studies.c.studyinstanceuid)
+            .select_from(studies.join(series, series.c.study_pk == studies.c.pk))
+            .where(series.c.seriesinstanceuid == series_uid)
+        )
+        with self.engine.connect() as conn:
+            study_uid = conn.scalar(stmt)
+        if study_uid is None:
+            raise NotFound(f"no series {series_uid}")
+        return str(study_uid)
+
+    def _series_signature(self, series_uid: str) -> tuple[int, int, int]:
+        stmt = (
+            select(func.count(instances.c.pk), func.coalesce(func.sum(instances.c.pk), 0),
+                   func.coalesce(func.max(instances.c.pk), 0))
+            .select_from(series.join(instances, instances.c.series_pk == series.c.pk))
+            .where(series.c.seriesinstanceuid == series_uid)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _build_slide(self, series_uid: str) -> Slide:
+        records = self.instances(self.find_series(series_uid), series_uid)
+        return build_slide(records, list(self.metadata(records)))
+
+    def slide(self, series_uid: str) -> Slide:
+        """A series as a whole-slide image (pyramids, associated images), cached by series."""
+        return self._slides.get(
+            series_uid,
+            lambda: self._series_signature(series_uid),
+            lambda: self._build_slide(series_uid),
+        )
+
+    def series_facts(self, series_uid: str) -> list[InstanceFacts]:
+        """The pyramid facts of each image instance of a series (from stored metadata)."""
+        return list(self.slide(series_uid).facts.values())
 
 
 __all__ = ["Archive", "InstanceRecord", "Level", "Query", "StoredInstance"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router
@@ -11,21 +12,26 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from dicomweb.errors import EXCEPTION_HANDLERS
-from dicomweb.routes import frames, qido, rendered, wado
+from dicomweb.routes import frames, iiif, modalities, qido, rendered, tiles, wado
 from dicomweb.routes.manage import delete_instance, delete_series, delete_study, healthz
 from dicomweb.routes.stow import store_instances
+from dicomweb.routes.viewer import DEFAULT_VIEWER_DIR, viewer_routes
 from dicomweb.services import Services
 from dicomweb.urls import DICOMWEB_PREFIX
 
-EXPOSED_HEADERS = ["Warning", "ETag", "Content-Location", "Content-Type", "Content-Length"]
+EXPOSED_HEADERS = [
+    "Warning", "ETag", "Content-Location", "Content-Type", "Content-Length", "Link", "Location",
+]
 
 
 def create_app(
     services: Services,
     on_startup: Sequence[Callable[[], Any]] = (),
     on_shutdown: Sequence[Callable[[], Any]] = (),
+    viewer_dir: Path = DEFAULT_VIEWER_DIR,
 ) -> Litestar:
-    """The Litestar application serving DICOMweb under ``/dicom-web``."""
+    """The Litestar application: DICOMweb under ``/dicom-web``, slide tiles under ``/wsi``,
+    IIIF under ``/iiif/3``, the browser viewer under ``/viewer``."""
     dicomweb_router = Router(
         path=DICOMWEB_PREFIX,
         route_handlers=[
@@ -43,7 +49,10 @@ def create_app(
     )
     settings = services.settings
     return Litestar(
-        route_handlers=[dicomweb_router, healthz],
+        route_handlers=[
+            dicomweb_router, healthz, *modalities.ROUTES, *tiles.ROUTES, *iiif.ROUTES,
+            *viewer_routes(viewer_dir),
+        ],
         dependencies={
             "services": Provide(lambda: services, use_cache=True, sync_to_thread=False)
         },

@@ -8,6 +8,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from wsi.errors import Conflict, InvalidInput, NotFound, Unavailable, Unsupported, WsiArchiveError
+from wsi.iiif import FeatureNotImplemented
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class UnsupportedMediaType(Unsupported):
 
 
 HTTP_STATUS[UnsupportedMediaType] = 415
+HTTP_STATUS[FeatureNotImplemented] = 501
 
 
 def status_of(error: WsiArchiveError) -> int:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from wsi.errors import WsiArchiveError
+from wsi.errors import InvalidInput, WsiArchiveError
 from wsi.settings import Settings, load_settings
 
 log = logging.getLogger("wsi")
@@ -43,7 +44,7 @@ def _load(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
         for name in ("host", "port", "data_dir", "database_url", "dicom_port", "ae_title",
-                     "on_conflict", "cors_origins", "log_level")
+                     "on_conflict", "cors_origins", "log_level", "dimse_enabled")
     }
     return load_settings(args.config, overrides=overrides)
 
@@ -73,13 +74,108 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args)
     _configure_logging(settings.log_level)
     archive = _build_archive(settings)
+    archive.recover()
+    # Process-wide: temporary files (pynetdicom's received C-STORE data sets) go to the data
+    # filesystem, so that ingest can rename them into staging instead of copying them.
+    temporary = settings.data_dir / "tmp"
+    temporary.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(temporary)
     services = Services(settings, archive, Blocking(settings.worker_threads))
-    app = create_app(services)
+    on_startup, on_shutdown = _dimse_hooks(settings, archive)
+    app = create_app(services, on_startup=on_startup, on_shutdown=on_shutdown)
     log.info("serving DICOMweb on http://%s:%d/dicom-web, data in %s",
              settings.host, settings.port, settings.data_dir)
     uvicorn.run(app, host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower(), access_log=False)
     return 0
+
+
+def _dimse_hooks(settings: Settings, archive: Any) -> tuple[list[Any], list[Any]]:
+    """Start and stop callables for the DIMSE server (pynetdicom runs its own threads)."""
+    if not settings.dimse_enabled:
+        return [], []
+    from archive.dimse.server import start_dimse
+
+    running: list[Any] = []
+
+    def start() -> None:
+        running.append(start_dimse(settings, archive))
+
+    def stop() -> None:
+        while running:
+            running.pop().shutdown()
+
+    return [start], [stop]
+
+
+def _remote(value: str, settings: Settings) -> Any:
+    """A peer given as ``AET@host:port`` or as the AE title of a configured modality."""
+    from wsi.settings import parse_modality
+
+    if "@" in value:
+        return parse_modality(value)
+    for modality in settings.modalities:
+        if modality.ae_title == value:
+            return modality
+    raise InvalidInput(f"unknown modality {value!r}: give AET@host:port or configure it")
+
+
+def _scu(args: argparse.Namespace) -> tuple[Settings, Any]:
+    from archive.dimse import scu
+    from archive.dimse.switches import configure_pynetdicom
+
+    settings = _load(args)
+    _configure_logging(settings.log_level)
+    configure_pynetdicom(settings.log_level)
+    return settings, scu
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    """C-ECHO a DICOM peer."""
+    settings, scu = _scu(args)
+    status = scu.echo(_remote(args.peer, settings), settings.ae_title)
+    print(f"C-ECHO status 0x{status:04X}")
+    return 0 if status == 0 else 1
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """C-STORE a stored study, series or instance to a DICOM peer."""
+    settings, scu = _scu(args)
+    archive = _build_archive(settings)
+    try:
+        records = archive.instances(args.study, args.series, args.instance)
+    finally:
+        archive.close()
+    counts = scu.send(_remote(args.to, settings), [r.path for r in records], settings.ae_title)
+    print(f"sent {counts.completed}, warnings {counts.warning}, failed {counts.failed}")
+    return 0 if not counts.failed else 1
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """C-FIND a DICOM peer and print the matches as DICOM JSON."""
+    import json
+
+    settings, scu = _scu(args)
+    filters = {}
+    for key in args.key:
+        name, sep, value = key.partition("=")
+        if not sep:
+            raise InvalidInput(f"matching key {key!r} is not NAME=VALUE")
+        filters[name] = value
+    matches = scu.query(_remote(args.peer, settings), args.level, filters,
+                        args.return_key, args.model, settings.ae_title)
+    print(json.dumps(matches, indent=1))
+    return 0
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    """C-MOVE studies from a DICOM peer into this archive (destination: our AE title)."""
+    settings, scu = _scu(args)
+    counts = scu.retrieve_move(_remote(args.peer, settings), "STUDY", args.study,
+                               args.dest or settings.ae_title, "STUDY",
+                               calling_ae=settings.ae_title)
+    print(f"retrieved {counts.completed}, warnings {counts.warning}, failed {counts.failed}")
+    return 0 if not counts.failed else 1
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -110,6 +206,141 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
+def _scu_parsers(sub: Any) -> None:
+    peer_help = "DICOM peer as AET@host:port, or the AE title of a configured modality"
+    echo = sub.add_parser("echo", help="C-ECHO a DICOM peer")
+    echo.add_argument("peer", help=peer_help)
+    echo.set_defaults(func=cmd_echo)
+    send = sub.add_parser("send", help="C-STORE stored instances to a DICOM peer")
+    send.add_argument("--to", required=True, help=peer_help)
+    send.add_argument("study", help="Study Instance UID")
+    send.add_argument("--series", help="only this Series Instance UID")
+    send.add_argument("--instance", help="only this SOP Instance UID")
+    send.set_defaults(func=cmd_send)
+    query = sub.add_parser("query", help="C-FIND a DICOM peer")
+    query.add_argument("peer", help=peer_help)
+    query.add_argument("--level", default="STUDY",
+                       choices=["PATIENT", "STUDY", "SERIES", "IMAGE"])
+    query.add_argument("--model", default="STUDY", choices=["PATIENT", "STUDY"],
+                       help="information model: Patient Root or Study Root (default)")
+    query.add_argument("-k", "--key", action="append", default=[],
+                       help="matching key NAME=VALUE (keyword or tag; repeatable)")
+    query.add_argument("-r", "--return-key", action="append", default=[],
+                       help="extra return key (keyword or tag; repeatable)")
+    query.set_defaults(func=cmd_query)
+    retrieve = sub.add_parser("retrieve", help="C-MOVE studies from a peer into this archive")
+    retrieve.add_argument("peer", help=peer_help)
+    retrieve.add_argument("study", nargs="+", help="Study Instance UID(s)")
+    retrieve.add_argument("--dest", help="move destination AE title (default: our AE title)")
+    retrieve.set_defaults(func=cmd_retrieve)
+    for parser in (echo, send, query, retrieve):
+        _settings_flags(parser)
+
+
+def _dicomize_parser(sub: Any) -> None:
+    from dicomizer.encoders import CODEC_NAMES
+
+    dz = sub.add_parser(
+        "dicomize", help="convert a vendor slide into a DICOM WSI series",
+        description="Convert a whole-slide image (Aperio SVS, Hamamatsu NDPI, Philips TIFF, "
+        "OME-TIFF, tiled TIFF, anything OpenSlide reads) into DICOM VL Whole Slide Microscopy "
+        "Image instances: one per pyramid level plus label/overview/thumbnail.")
+    dz.add_argument("input", type=Path, help="slide file")
+    dz.add_argument("-o", "--output", type=Path, required=True,
+                    help="output folder (created; must not hold files of the same names)")
+    dz.add_argument("--reader", choices=["tiff", "openslide"], help="force a reader")
+    dz.add_argument("--tile-size", type=int, help="output tile size (default: the source "
+                    "tile size when its tiles can be passed through, else 256)")
+    dz.add_argument("--codec", choices=CODEC_NAMES, default="jpeg",
+                    help="codec of re-encoded tiles (default jpeg)")
+    dz.add_argument("--quality", type=int, default=90,
+                    help="JPEG quality 1-100; lossy jpeg2000: 90 means 47 dB PSNR (default 90)")
+    dz.add_argument("--subsampling", choices=["420", "422", "444"],
+                    help="JPEG chroma subsampling of re-encoded tiles (default: 444 when the "
+                    "source JPEG keeps full chroma resolution, else 420)")
+    dz.add_argument("--force-reencode", action="store_true",
+                    help="re-encode the base level even when its tiles could be copied")
+    dz.add_argument("--downsample-factor", type=int, default=2,
+                    help="size ratio of successive pyramid levels (default 2)")
+    dz.add_argument("--workers", type=int, help="encoder threads (default: CPU count)")
+    dz.add_argument("--no-associated", action="store_true",
+                    help="skip label, overview and thumbnail images")
+    dz.add_argument("--mpp", type=float,
+                    help="base pixel spacing in µm, for slides that do not state it")
+    meta = dz.add_argument_group("metadata", "Flags win over --metadata, which wins over "
+                                 "the defaults (generated UIDs, empty patient attributes).")
+    meta.add_argument("--metadata", type=Path, help="DICOM JSON dataset (PS3.18 F.2)")
+    for flag, help_text in (
+        ("--patient-id", "Patient ID"), ("--patient-name", "Patient's Name, e.g. Doe^Jane"),
+        ("--patient-birth-date", "YYYYMMDD"), ("--patient-sex", "M, F or O"),
+        ("--accession", "Accession Number"), ("--study-uid", "Study Instance UID"),
+        ("--study-id", "Study ID"), ("--study-description", "Study Description"),
+        ("--series-uid", "Series Instance UID"),
+        ("--series-description", "Series Description"),
+        ("--container-id", "Container (slide) Identifier; default: the file name"),
+        ("--specimen-id", "Specimen Identifier; default: the container identifier"),
+        ("--specimen-description", "Specimen Short Description"),
+    ):
+        meta.add_argument(flag, help=help_text)
+    meta.add_argument("--series-number", type=int, help="Series Number")
+    dz.add_argument("--upload", metavar="URL",
+                    help="STOW-RS the written instances to this DICOMweb studies URL")
+    dz.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    dz.set_defaults(func=cmd_dicomize)
+
+
+def cmd_dicomize(args: argparse.Namespace) -> int:
+    """Convert a slide into a DICOM WSI series (and optionally STOW-RS it)."""
+    from dicomizer.convert import convert
+    from dicomizer.metadata import SlideMetadata, load_metadata_json
+    from dicomizer.options import ConversionOptions
+
+    flags = SlideMetadata(
+        patient_id=args.patient_id, patient_name=args.patient_name,
+        patient_birth_date=args.patient_birth_date, patient_sex=args.patient_sex,
+        accession_number=args.accession, study_instance_uid=args.study_uid,
+        study_id=args.study_id, study_description=args.study_description,
+        series_instance_uid=args.series_uid, series_description=args.series_description,
+        series_number=args.series_number, container_identifier=args.container_id,
+        specimen_identifier=args.specimen_id, specimen_description=args.specimen_description,
+        extra=load_metadata_json(args.metadata) if args.metadata else None,
+    )
+    try:
+        options = ConversionOptions(
+            reader=args.reader, tile_size=args.tile_size, codec=args.codec,
+            quality=args.quality, subsampling=args.subsampling,
+            force_reencode=args.force_reencode, downsample_factor=args.downsample_factor,
+            include_associated=not args.no_associated, mpp=args.mpp, metadata=flags,
+            **({"workers": args.workers} if args.workers else {}),
+        )
+    except ValueError as exc:
+        raise WsiArchiveError(str(exc)) from None
+    # Process-wide switch, set once here: tifffile logs warnings about damaged files that
+    # the readers turn into one-line errors themselves.
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if percent != shown[0]:
+            shown[0] = percent
+            _progress(done, total)
+
+    result = convert(args.input, args.output, options,
+                     progress=None if args.quiet else progress)
+    if not args.quiet:
+        sys.stderr.write("\n")
+    print(result.summary(), file=sys.stderr)
+    for path in result.files:
+        print(path)
+    if args.upload:
+        from wsi.dicom.stow import stow_files
+
+        stored = stow_files(args.upload, result.files)
+        print(f"uploaded {stored} instance(s) to {args.upload}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``wsi`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -120,12 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run the archive's HTTP service (DICOMweb under "
                            "/dicom-web, OpenAPI schema under /schema, health at /healthz).")
     _settings_flags(serve)
+    serve.add_argument("--no-dimse", dest="dimse_enabled", action="store_false", default=None,
+                       help="do not start the DIMSE (DICOM network) server")
     serve.set_defaults(func=cmd_serve)
+    _scu_parsers(sub)
     imp = sub.add_parser("import", help="ingest DICOM files from folders",
                          description="Ingest DICOM Part 10 files (recursively) into the archive.")
     imp.add_argument("paths", nargs="+", type=Path, help="files or folders")
     _settings_flags(imp)
     imp.set_defaults(func=cmd_import)
+    _dicomize_parser(sub)
     return parser
 
 

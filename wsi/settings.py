@@ -36,6 +36,8 @@ class Settings:
     dicom_port: int = 11112
     ae_title: str = "WSIARCHIVE"
     dimse_enabled: bool = True
+    dimse_allowed_callers: tuple[str, ...] = ()
+    """Calling AE titles allowed to associate; empty means any caller."""
     on_conflict: OnConflict = "reject"
     """Same SOP Instance UID stored again with different bytes: reject (default) or overwrite."""
     cors_origins: tuple[str, ...] = ("*",)
@@ -79,6 +81,11 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return tuple(value)
     return str(value)
+
+
+def parse_modality(value: str) -> RemoteModality:
+    """A :class:`RemoteModality` from ``AET@host:port``."""
+    return _modality(value)
 
 
 def _modality(value: Any) -> RemoteModality:

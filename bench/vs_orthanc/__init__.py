@@ -1,0 +1,1 @@
+"""Benchmark of this archive's DICOMweb service against Orthanc (see ../README.md)."""

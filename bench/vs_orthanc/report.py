@@ -1,0 +1,92 @@
+"""The Markdown table of figures and the verdicts on the issue's goals."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:,.{digits}f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0 or math.isnan(ours) or math.isnan(theirs):
+        return "-" if not (theirs == 0 and ours) else "inf"
+    return f"{ours / theirs:.2f}x"
+
+
+def report(results: dict[str, Any]) -> tuple[str, list[str]]:
+    """The Markdown table of figures and the goal verdicts."""
+    rows = ["| workload | metric | ours | Orthanc | ours/Orthanc | other load (cores) |",
+            "|---|---|---:|---:|---:|---:|"]
+
+    def load(o: dict[str, Any] | None, t: dict[str, Any] | None) -> str:
+        values = [x.get("foreign_cpu_cores") for x in (o or {}, t or {})]
+        return " / ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+    stow_r = results.get("stow")
+    if stow_r:
+        name = (f"STOW-RS {stow_r['instances']} CT instances "
+                f"({stow_r['bytes'] / stow_r['instances'] / 1e6:.2f} MB), "
+                f"{stow_r['per_request']}/request")
+        for metric, key in (("instances/s", "instances_per_s"), ("MB/s", "mb_per_s")):
+            o, t = stow_r["ours"][key], stow_r["orthanc"][key]
+            rows.append(f"| {name} | {metric} | {_fmt(o)} | {_fmt(t)} | {_ratio(o, t)} | "
+                        f"{load(stow_r['ours'], stow_r['orthanc'])} |")
+    qido = results.get("qido") or {}
+    for kind, r in qido.items():
+        for metric, key in (("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
+            o, t = r["ours"][key], r["orthanc"][key]
+            rows.append(f"| QIDO {kind} | {metric} (n={r['ours']['requests']}/"
+                        f"{r['orthanc']['requests']}) | {_fmt(o)} | {_fmt(t)} | "
+                        f"{_ratio(o, t)} | {load(r['ours'], r['orthanc'])} |")
+    frames = results.get("frames") or {}
+    ours_f = frames.get("ours frames", {})
+    for label in ("orthanc frames", "orthanc wsi tiles"):
+        theirs = frames.get(label, {})
+        for c, o in ours_f.items():
+            t = theirs.get(c)
+            if t is None:
+                continue
+            what = "WADO-RS frames" if label == "orthanc frames" else \
+                "frames (ours) vs Orthanc WSI /wsi/tiles"
+            for metric, key in (("req/s", "rps"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
+                note = ""
+                if key == "rps" and (t.get("errors") or t.get("aborted")):
+                    aborted = f"; {t['aborted']}" if "aborted" in t else ""
+                    note = f" ({t.get('errors')} err{aborted})"
+                if key == "rps" and o.get("errors"):
+                    note += f" (ours {o['errors']} err)"
+                rows.append(f"| {what} c={c} | {metric} | {_fmt(o.get(key))} | "
+                            f"{_fmt(t.get(key))}{note} | {_ratio(o.get(key), t.get(key))} | "
+                            f"{load(o, t)} |")
+    goals = []
+    if stow_r:
+        ratio = stow_r["ours"]["instances_per_s"] / stow_r["orthanc"]["instances_per_s"]
+        goals.append(f"STOW-RS >= 1.5x Orthanc: {ratio:.2f}x -> "
+                     f"{'MET' if ratio >= 1.5 else 'NOT MET'}")
+    if qido:
+        for kind, r in qido.items():
+            o, t = r["ours"]["p50_ms"], r["orthanc"]["p50_ms"]
+            goals.append(f"QIDO p50 <= Orthanc [{kind}]: {o:.1f} vs {t:.1f} ms -> "
+                         f"{'MET' if o <= t else 'NOT MET'}")
+    o8 = ours_f.get("8")
+    t8 = (frames.get("orthanc frames") or {}).get("8")
+    if o8 and t8:
+        if t8["rps"]:
+            ratio = o8["rps"] / t8["rps"]
+            goals.append(f"WADO-RS frames >= 3x Orthanc req/s at c=8: {ratio:.1f}x -> "
+                         f"{'MET' if ratio >= 3 else 'NOT MET'}")
+        else:
+            goals.append("WADO-RS frames >= 3x Orthanc req/s at c=8: Orthanc completed no "
+                         f"request; ours {o8['rps']:.0f} req/s -> MET")
+    w8 = (frames.get("orthanc wsi tiles") or {}).get("8")
+    if o8 and w8 and w8["rps"]:
+        goals.append(f"(no goal) frames vs Orthanc WSI tile API at c=8: "
+                     f"{o8['rps'] / w8['rps']:.2f}x")
+    return "\n".join(rows), goals
+
+
+# --------------------------------------------------------------------------------------------

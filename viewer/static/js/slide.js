@@ -1,0 +1,248 @@
+// Slide page: OpenSeadragon over the archive's tile endpoint (or its IIIF service with
+// ?source=iiif), navigator, scale bar, magnification, label/overview, metadata, focal plane
+// and optical path switches, and a URL hash that restores the viewport.
+
+import { el, formatDate, formatName, getJson, optionalImage, pageUrl } from "./api.js";
+import { ScaleBar } from "./scalebar.js";
+
+const params = new URLSearchParams(location.search);
+const seriesUid = params.get("series");
+const useIiif = params.get("source") === "iiif";
+const errorBox = document.getElementById("error");
+
+/** Test and debugging hooks: what was loaded and drawn, by pyramid level (0 = full size). */
+const state = { ready: false, descriptor: null, viewer: null, loaded: {}, drawn: {} };
+window.wsi = state;
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+}
+
+/** An OpenSeadragon tile source over /wsi/series/{uid}/tiles: the stored levels exactly. */
+function tileSource(desc, plane, path) {
+  const levels = desc.levels;
+  const count = levels.length;
+  const base = levels[0];
+  const level = (osdLevel) => levels[count - 1 - osdLevel];
+  let extra = "";
+  if (plane !== null) extra += `&z=${plane}`;
+  if (path !== null) extra += `&path=${encodeURIComponent(path)}`;
+  return new OpenSeadragon.TileSource({
+    width: base.width,
+    height: base.height,
+    tileWidth: base.tile_width,
+    tileHeight: base.tile_height,
+    tileOverlap: 0,
+    minLevel: 0,
+    maxLevel: count - 1,
+    getLevelScale: (osdLevel) => (level(osdLevel) ? level(osdLevel).width / base.width : NaN),
+    getNumTiles: (osdLevel) =>
+      new OpenSeadragon.Point(level(osdLevel).tiles_across, level(osdLevel).tiles_down),
+    getTileWidth: (osdLevel) => level(osdLevel).tile_width,
+    getTileHeight: (osdLevel) => level(osdLevel).tile_height,
+    getTileUrl: (osdLevel, x, y) =>
+      desc.tiles
+        .replace("{level}", String(count - 1 - osdLevel))
+        .replace("{col}", String(x))
+        .replace("{row}", String(y)) + extra,
+  });
+}
+
+/** Micrometres per level-0 pixel (horizontal), or null without pixel spacing. */
+function micrometresPerPixel(desc) {
+  const spacing = desc.pixel_spacing_mm;
+  return spacing ? spacing[1] * 1000 : null;
+}
+
+/** Objective magnification of level 0: as stated, else from pixel spacing (10 µm / mpp). */
+function baseMagnification(desc) {
+  if (desc.objective_power) return desc.objective_power;
+  const mpp = micrometresPerPixel(desc);
+  return mpp ? 10 / mpp : null;
+}
+
+function readHash() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const number = (key) => (hash.has(key) ? Number(hash.get(key)) : null);
+  return { x: number("x"), y: number("y"), zoom: number("zoom"),
+           z: hash.get("z"), path: hash.get("path") };
+}
+
+function writeHash(viewer, selection) {
+  const viewport = viewer.viewport;
+  const center = viewport.viewportToImageCoordinates(viewport.getCenter(true));
+  const zoom = viewport.viewportToImageZoom(viewport.getZoom(true));
+  const hash = new URLSearchParams({
+    x: center.x.toFixed(0), y: center.y.toFixed(0), zoom: zoom.toPrecision(4),
+  });
+  if (selection.plane !== null) hash.set("z", selection.plane);
+  if (selection.path !== null) hash.set("path", selection.path);
+  history.replaceState(null, "", `${location.pathname}${location.search}#${hash}`);
+}
+
+function fillMetadata(desc) {
+  const c = desc.context;
+  const rows = [
+    ["Patient", formatName(c.patient_name)], ["Patient ID", c.patient_id],
+    ["Birth date", formatDate(c.patient_birth_date)], ["Sex", c.patient_sex],
+    ["Study date", formatDate(c.study_date)], ["Accession", c.accession_number],
+    ["Study", c.study_description], ["Series", c.series_description],
+    ["Container", c.container_id], ["Specimen", (c.specimens || []).join("; ")],
+    ["Scanner", [c.manufacturer, c.model].filter(Boolean).join(" ")],
+    ["Size", `${desc.width} × ${desc.height} px`],
+    ["Pixel spacing", desc.pixel_spacing_mm
+      ? `${(desc.pixel_spacing_mm[1] * 1000).toFixed(4)} µm/px` : "unknown"],
+    ["Objective", desc.objective_power ? `${desc.objective_power}×` : ""],
+  ];
+  const list = document.getElementById("metadata");
+  for (const [name, text] of rows) {
+    if (text) list.append(el("dt", {}, name), el("dd", {}, text));
+  }
+  const table = document.getElementById("levels");
+  table.append(el("tr", {}, el("th", {}, "Level"), el("th", {}, "Size"),
+    el("th", {}, "Tiles"), el("th", {}, "Downsample")));
+  for (const level of desc.levels) {
+    table.append(el("tr", {},
+      el("td", {}, level.level), el("td", {}, `${level.width} × ${level.height}`),
+      el("td", {}, `${level.tiles_across} × ${level.tiles_down}${level.sparse ? "*" : ""}`),
+      el("td", {}, level.downsample.toFixed(2))));
+  }
+  if (desc.levels.some((level) => level.sparse)) {
+    table.after(el("p", { className: "muted note" }, "* sparse tiling: unscanned tiles are white"));
+  }
+  const associated = document.getElementById("associated");
+  for (const kind of ["label", "overview"]) {
+    const url = desc.associated[kind];
+    if (!url) continue;
+    const figure = el("figure", { className: kind });
+    figure.append(optionalImage(url, kind, kind, figure), el("figcaption", {}, kind));
+    associated.append(figure);
+  }
+  if (!associated.children.length) associated.hidden = true;
+  document.getElementById("links").append(
+    el("a", { href: `${desc.dicomweb.series}/metadata`, target: "_blank" }, "DICOM metadata"),
+    el("a", { href: desc.iiif, target: "_blank" }, "IIIF info.json"),
+  );
+  const title = [formatName(c.patient_name), c.series_description || c.study_description]
+    .filter(Boolean).join(" — ");
+  document.getElementById("title").textContent = title;
+  document.title = `${title || "Slide"} · WSI Archive`;
+}
+
+function setupSwitch(controlId, selectId, options, selected, onChange) {
+  if (options.length < 2) return;
+  const select = document.getElementById(selectId);
+  for (const [val, label] of options) select.append(el("option", { value: val }, label));
+  select.value = selected;
+  document.getElementById(controlId).hidden = false;
+  select.addEventListener("change", () => onChange(select.value));
+}
+
+async function main() {
+  for (const link of document.querySelectorAll("a[data-keep-api]")) {
+    link.href = pageUrl(link.getAttribute("href"));
+  }
+  if (!seriesUid) {
+    showError("No slide given: open a slide from the list (slide.html?series=UID).");
+    return;
+  }
+  if (typeof OpenSeadragon === "undefined") {
+    showError("OpenSeadragon is not installed on this server: run `make viewer/node_modules`.");
+    return;
+  }
+  let desc;
+  try {
+    desc = await getJson(`/wsi/series/${encodeURIComponent(seriesUid)}`);
+  } catch (error) {
+    showError(`Cannot open slide ${seriesUid}: ${error.message}`);
+    return;
+  }
+  state.descriptor = desc;
+  fillMetadata(desc);
+
+  const hash = readHash();
+  // IIIF has no focal plane or optical path parameter: it shows the defaults.
+  const selection = {
+    plane: !useIiif && desc.focal_planes_um.length > 1 ? (hash.z ?? "0") : null,
+    path: !useIiif && desc.optical_paths.length > 1 ? (hash.path ?? desc.optical_paths[0].id)
+      : null,
+  };
+  const source = () => (useIiif ? desc.iiif : tileSource(desc, selection.plane, selection.path));
+  const viewer = OpenSeadragon({
+    element: document.getElementById("osd"),
+    prefixUrl: "vendor/openseadragon/images/",
+    tileSources: source(),
+    drawer: "canvas",
+    crossOriginPolicy: "Anonymous",
+    showNavigator: true,
+    navigatorPosition: "BOTTOM_RIGHT",
+    navigatorAutoFade: false,
+    autoHideControls: false,
+    showRotationControl: false,
+    maxZoomPixelRatio: 2,
+    visibilityRatio: 0.5,
+    animationTime: 0.6,
+    timeout: 60000,
+  });
+  state.viewer = viewer;
+
+  const levelCount = desc.levels.length;
+  const pyramidLevel = (tile) => {
+    if (!useIiif) return levelCount - 1 - tile.level;
+    // IIIF levels are powers of two: report the stored level with the nearest downsample.
+    const scale = 2 ** (viewer.world.getItemAt(0).source.maxLevel - tile.level);
+    let best = 0;
+    desc.levels.forEach((l, i) => { if (l.downsample <= scale * 1.01) best = i; });
+    return best;
+  };
+  const count = (table, level) => { table[level] = (table[level] || 0) + 1; };
+  viewer.addHandler("tile-loaded", (e) => count(state.loaded, pyramidLevel(e.tile)));
+  viewer.addHandler("tile-drawn", (e) => count(state.drawn, pyramidLevel(e.tile)));
+  viewer.addHandler("tile-load-failed", (e) => showError(`A tile failed to load: ${e.message}`));
+
+  const scaleBar = new ScaleBar(document.getElementById("osd"));
+  const magnification = document.getElementById("magnification");
+  const mpp = micrometresPerPixel(desc);
+  const baseMag = baseMagnification(desc);
+  const update = () => {
+    const imageZoom = viewer.viewport.viewportToImageZoom(viewer.viewport.getZoom(true));
+    if (mpp) scaleBar.update(mpp / imageZoom);
+    magnification.textContent = baseMag ? `${(baseMag * imageZoom).toFixed(1)}×` : "";
+  };
+  viewer.addHandler("animation", update);
+  viewer.addHandler("animation-finish", () => writeHash(viewer, selection));
+
+  viewer.addHandler("open", () => {
+    if (hash.zoom && hash.x !== null && hash.y !== null) {
+      const viewport = viewer.viewport;
+      viewport.zoomTo(viewport.imageToViewportZoom(hash.zoom), null, true);
+      viewport.panTo(viewport.imageToViewportCoordinates(hash.x, hash.y), true);
+    }
+    update();
+    state.ready = true;
+  });
+  viewer.addHandler("open-failed", (e) => showError(`Cannot open the slide: ${e.message}`));
+
+  const reopen = () => {
+    viewer.addTiledImage({ tileSource: source(), index: 0, replace: true });
+    writeHash(viewer, selection);
+  };
+  if (!useIiif) {
+    setupSwitch("plane-control", "plane",
+      desc.focal_planes_um.map((z, i) => [String(i), `${z} µm`]), selection.plane,
+      (val) => { selection.plane = val; reopen(); });
+    setupSwitch("path-control", "path",
+      desc.optical_paths.map((p) => [p.id, p.description || p.id]), selection.path,
+      (val) => { selection.path = val; reopen(); });
+  }
+
+  const toggle = document.getElementById("panel-toggle");
+  toggle.addEventListener("click", () => {
+    const panel = document.getElementById("panel");
+    panel.hidden = !panel.hidden;
+    toggle.setAttribute("aria-expanded", String(!panel.hidden));
+  });
+}
+
+main();

@@ -1,0 +1,62 @@
+"""Slide readers and :func:`open_slide`, which picks the best reader for a file.
+
+``READERS`` is the registry: name → reader class, best first. Every reader is constructed the
+same way, ``cls(path)``; :func:`open_slide` tries, in order, each reader whose ``accepts``
+says yes and keeps the first that opens the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsi.errors import InvalidInput, Unsupported, WsiArchiveError
+from wsi.readers.base import (
+    AssociatedImage,
+    Level,
+    SlideProperties,
+    SlideReader,
+    StoredTiles,
+)
+from wsi.readers.openslide import OpenSlideReader
+from wsi.readers.tiff import TiffReader
+
+READERS: dict[str, type[SlideReader]] = {
+    TiffReader.name: TiffReader,
+    OpenSlideReader.name: OpenSlideReader,
+}
+
+__all__ = [
+    "READERS", "AssociatedImage", "Level", "SlideProperties", "SlideReader", "StoredTiles",
+    "open_slide",
+]
+
+
+def open_slide(path: Path | str, reader: str | None = None) -> SlideReader:
+    """Open ``path`` with the named reader, or with the first reader that can.
+
+    Raises :class:`InvalidInput` for a missing, empty, truncated or corrupt file and
+    :class:`Unsupported` for a file no reader understands, each with a one-line reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    with path.open("rb") as fp:
+        head = fp.read(512)
+    if not head:
+        raise InvalidInput(f"{path.name}: file is empty")
+    if reader is not None:
+        if reader not in READERS:
+            raise InvalidInput(f"unknown reader {reader!r} (choose from {', '.join(READERS)})")
+        return READERS[reader](path)
+    candidates = [cls for cls in READERS.values() if cls.accepts(path, head)]
+    if not candidates:
+        raise Unsupported(f"{path.name}: not a slide format this archive reads")
+    first_error: WsiArchiveError | None = None
+    for cls in candidates:
+        try:
+            return cls(path)
+        except WsiArchiveError as exc:
+            # A more specific reader's reason (e.g. "truncated") beats a later generic one.
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error

@@ -1,0 +1,397 @@
+"""Slides in TIFF containers read with tifffile: Aperio SVS, Hamamatsu NDPI, Philips TIFF,
+OME-TIFF and generic tiled pyramidal TIFF.
+
+Stored tiles are read with positioned reads (``os.pread``, so worker threads need no lock)
+and, for JPEG tiles, spliced with the page's ``JPEGTables`` into frame-ready streams. Regions
+are decoded segment by segment (tiles, or NDPI's restart-interval stripes), so a region read
+costs memory for the region plus one segment, never a whole level.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import numpy as np
+import tifffile
+
+from wsi.errors import InvalidInput, Unsupported
+from wsi.readers.base import (
+    AssociatedImage,
+    AssociatedKind,
+    Level,
+    SlideProperties,
+    SlideReader,
+    StoredTiles,
+    paste,
+)
+from wsi.readers.jpeg import parse_header, splice_prefix
+
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_JPEG = 7
+_LOSSY_METHODS = {6: "ISO_10918_1", 7: "ISO_10918_1", 33003: "ISO_15444_1",
+                  33005: "ISO_15444_1", 34712: "ISO_15444_1"}
+_PHOTOMETRIC_RGB = 2
+_PHOTOMETRIC_YCBCR = 6
+_MAX_PROPERTY = 4096
+
+
+@dataclass(frozen=True)
+class _FormatFacts:
+    vendor: str
+    mpp: tuple[float, float] | None = None
+    objective_power: float | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+    associated: Mapping[AssociatedKind, str] = field(default_factory=dict)
+    """Associated image kind → tifffile series name."""
+
+
+@dataclass(frozen=True)
+class _Format:
+    name: str
+    detect: Callable[[tifffile.TiffFile], bool]
+    facts: Callable[[tifffile.TiffFile], _FormatFacts]
+
+
+def _strings(values: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v)[:_MAX_PROPERTY] for k, v in values.items()
+            if isinstance(v, str | int | float)}
+
+
+def _svs_facts(tf: tifffile.TiffFile) -> _FormatFacts:
+    meta = tifffile.tifffile.svs_description_metadata(tf.pages.first.description)
+    mpp = float(meta["MPP"]) if "MPP" in meta else None
+    return _FormatFacts(
+        vendor="aperio",
+        mpp=(mpp, mpp) if mpp else None,
+        objective_power=float(meta["AppMag"]) if "AppMag" in meta else None,
+        properties=_strings(meta),
+        associated={"label": "Label", "overview": "Macro", "thumbnail": "Thumbnail"},
+    )
+
+
+def _resolution_mpp(page: tifffile.TiffPage) -> tuple[float, float] | None:
+    """Micrometres per pixel from XResolution/YResolution (unit centimetre or inch)."""
+    unit = {2: 25400.0, 3: 10000.0}.get(int(page.tags.valueof("ResolutionUnit", 2)))
+    x, y = page.tags.valueof("XResolution"), page.tags.valueof("YResolution")
+    if unit is None or not x or not y or not x[0] or not y[0] or x[1] == 0 or y[1] == 0:
+        return None
+    mpp_x, mpp_y = unit * x[1] / x[0], unit * y[1] / y[0]
+    # 72 dpi and similar defaults are not a microscope's spacing.
+    return (mpp_x, mpp_y) if 0.01 < mpp_x < 100 and 0.01 < mpp_y < 100 else None
+
+
+def _ndpi_facts(tf: tifffile.TiffFile) -> _FormatFacts:
+    page = tf.pages.first
+    tags = dict(page.ndpi_tags or {})
+    magnification = tags.get("Magnification")
+    return _FormatFacts(
+        vendor="hamamatsu",
+        mpp=_resolution_mpp(page),
+        objective_power=float(magnification) if magnification else None,
+        properties=_strings(tags),
+        associated={"overview": "Macro"},
+    )
+
+
+def _philips_facts(tf: tifffile.TiffFile) -> _FormatFacts:
+    mpp = None
+    properties: dict[str, str] = {}
+    try:
+        root = ElementTree.fromstring(tf.pages.first.description)
+        for attribute in root.iter("Attribute"):
+            name, text = attribute.get("Name", ""), (attribute.text or "").strip()
+            if text and len(text) < _MAX_PROPERTY:
+                properties.setdefault(name, text)
+            if name == "DICOM_PIXEL_SPACING" and mpp is None:
+                values = [float(v) * 1000 for v in re.findall(r"[\d.eE+-]+", text)]
+                if len(values) >= 2:
+                    mpp = (values[1], values[0])  # DICOM order is row (y), column (x)
+    except ElementTree.ParseError:
+        pass
+    return _FormatFacts("philips", mpp, None, properties,
+                        {"label": "Label", "overview": "Macro"})
+
+
+def _ome_facts(tf: tifffile.TiffFile) -> _FormatFacts:
+    mpp = None
+    try:
+        root = ElementTree.fromstring(tf.ome_metadata or "")
+        pixels = next(e for e in root.iter() if e.tag.endswith("Pixels"))
+        x, y = pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeY")
+        units = pixels.get("PhysicalSizeXUnit", "µm")
+        if x and y and units in ("µm", "um"):
+            mpp = (float(x), float(y))
+    except (ElementTree.ParseError, StopIteration, ValueError):
+        pass
+    return _FormatFacts("ome", mpp)
+
+
+def _generic_facts(tf: tifffile.TiffFile) -> _FormatFacts:
+    page = tf.pages.first
+    properties = {"ImageDescription": page.description[:_MAX_PROPERTY]} if page.description else {}
+    return _FormatFacts("generic-tiff", _resolution_mpp(page), None, properties)
+
+
+FORMATS: tuple[_Format, ...] = (
+    _Format("svs", lambda tf: bool(tf.is_svs), _svs_facts),
+    _Format("ndpi", lambda tf: bool(tf.is_ndpi), _ndpi_facts),
+    _Format("philips", lambda tf: bool(tf.is_philips), _philips_facts),
+    _Format("ome", lambda tf: bool(tf.is_ome), _ome_facts),
+    _Format("tiff", lambda tf: True, _generic_facts),
+)
+"""The TIFF flavours this reader knows, most specific first; the last one always matches."""
+
+
+@dataclass(frozen=True)
+class _PageAccess:
+    """What reading the segments of one level's page needs."""
+
+    page: tifffile.TiffPage
+    offsets: tuple[int, ...]
+    counts: tuple[int, ...]
+    segment_height: int
+    segment_width: int
+    segments_across: int
+    prefix: bytes | None
+    """Splice prefix for stored JPEG tiles; ``None`` when tiles cannot be passed through."""
+
+
+class TiffReader(SlideReader):
+    """tifffile based reader with direct stored-tile access."""
+
+    name = "tiff"
+
+    @classmethod
+    def accepts(cls, path: Path, head: bytes) -> bool:
+        """TIFF and BigTIFF files, either byte order."""
+        return head[:4] in _TIFF_MAGIC
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        try:
+            self._tiff = tifffile.TiffFile(self.path)
+        except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
+            raise InvalidInput(f"{self.path.name}: not a readable TIFF ({exc})") from None
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self) -> None:
+        tf = self._tiff
+        if not len(tf.pages):
+            raise InvalidInput(f"{self.path.name}: file is truncated or corrupt (no readable "
+                               "TIFF directory)")
+        try:
+            self._format = next(f for f in FORMATS if f.detect(tf))
+            series = tf.series[0]
+            self._facts = self._format.facts(tf)
+        except (IndexError, KeyError, ValueError, tifffile.TiffFileError) as exc:
+            raise InvalidInput(f"{self.path.name}: unreadable TIFF structure ({exc})") from None
+        size = os.fstat(self._fd).st_size
+        self._check_ifd_chain(size)
+        accesses: list[_PageAccess] = []
+        for level in series.levels:
+            if len(level.pages) != 1 or level.keyframe is None:
+                raise Unsupported(f"{self.path.name}: multi-plane TIFF levels are not supported")
+            page = level.keyframe
+            if not isinstance(page, tifffile.TiffPage):
+                page = tf.pages[page.index]
+            accesses.append(self._access(page, size))
+        if not accesses:
+            raise InvalidInput(f"{self.path.name}: TIFF without images")
+        self._pages = accesses
+        base_width = accesses[0].page.imagewidth
+        self._levels = tuple(
+            Level(
+                index=i,
+                width=a.page.imagewidth,
+                height=a.page.imagelength,
+                tile_width=a.segment_width,
+                tile_height=a.segment_height,
+                downsample=base_width / a.page.imagewidth,
+                stored=self._stored(a),
+            )
+            for i, a in enumerate(accesses)
+        )
+        self._icc = self._pages[0].page.tags.valueof(34675)
+
+    def _check_ifd_chain(self, file_size: int) -> None:
+        """tifffile stops quietly at an IFD offset past the end of the file; that is a
+        truncated file, not a slide with fewer images."""
+        tf = self._tiff
+        at = tf.pages.next_page_offset
+        if at is None:
+            return
+        width = tf.tiff.offsetsize
+        data = os.pread(self._fd, width, at)
+        value = int.from_bytes(data, "little" if tf.byteorder == "<" else "big")
+        if len(data) < width or value >= file_size:
+            raise InvalidInput(f"{self.path.name}: file is truncated ({file_size} bytes; "
+                               "a TIFF directory lies beyond the end)")
+
+    def _access(self, page: tifffile.TiffPage, file_size: int) -> _PageAccess:
+        name = self.path.name
+        if page.dtype != np.uint8 or page.samplesperpixel not in (1, 3, 4):
+            raise Unsupported(f"{name}: only 8-bit grey, RGB or RGBA slides are supported "
+                              f"(got {page.dtype}, {page.samplesperpixel} samples)")
+        if page.planarconfig != 1 and page.samplesperpixel > 1:
+            raise Unsupported(f"{name}: planar (separate) TIFF samples are not supported")
+        offsets, counts = tuple(page.dataoffsets), tuple(page.databytecounts)
+        end = max((o + c for o, c in zip(offsets, counts, strict=True)), default=0)
+        if end > file_size:
+            raise InvalidInput(f"{name}: file is truncated ({file_size} bytes, image data "
+                               f"reaches byte {end})")
+        height, width = page.chunks[0], page.chunks[1]
+        across = -(-page.imagewidth // width)
+        prefix = None
+        if (page.is_tiled and page.compression == _JPEG and page.jpegheader is None
+                and all(counts) and page.samplesperpixel == 3):
+            rgb = page.photometric == _PHOTOMETRIC_RGB
+            prefix = splice_prefix(page.jpegtables, rgb_marker=rgb)
+        return _PageAccess(page, offsets, counts, height, width, across, prefix)
+
+    def _stored(self, access: _PageAccess) -> StoredTiles | None:
+        if access.prefix is None:
+            return None
+        try:
+            header = parse_header(self._splice(access, 0))
+        except (ValueError, IndexError, struct.error, InvalidInput):
+            return None
+        if not header.baseline or header.components != 3:
+            return None
+        if header.holds_rgb:
+            return StoredTiles(JPEG_BASELINE, "RGB")
+        if header.subsampled:
+            return StoredTiles(JPEG_BASELINE, "YBR_FULL_422")
+        # YCbCr without subsampling would be YBR_FULL, which the WSI IOD does not allow
+        # (PS3.3 C.8.12.4.1.5): such tiles are re-encoded.
+        return None
+
+    # -- primitives ----------------------------------------------------------------------
+
+    @property
+    def levels(self) -> Sequence[Level]:
+        """Levels of the first (baseline) series."""
+        return self._levels
+
+    @property
+    def properties(self) -> SlideProperties:
+        """Facts from the format's metadata."""
+        compression = self._pages[0].page.compression
+        return SlideProperties(
+            vendor=self._facts.vendor,
+            mpp=self._facts.mpp,
+            objective_power=self._facts.objective_power,
+            icc_profile=bytes(self._icc) if self._icc else None,
+            vendor_properties=self._facts.properties,
+            lossy_method=_LOSSY_METHODS.get(int(compression)),
+            chroma_subsampled=self._chroma_subsampled(),
+        )
+
+    def _chroma_subsampled(self) -> bool | None:
+        access = self._pages[0]
+        page = access.page
+        if page.compression != _JPEG:
+            return None
+        try:
+            if page.jpegheader is not None:
+                return parse_header(page.jpegheader).subsampled
+            stream = self._read(access.offsets[0], access.counts[0])
+            if page.jpegtables:
+                stream = page.jpegtables[:-2] + stream[2:]
+            return parse_header(stream).subsampled
+        except (ValueError, IndexError, struct.error, InvalidInput):
+            return None
+
+    def _read(self, offset: int, count: int) -> bytes:
+        data = os.pread(self._fd, count, offset)
+        if len(data) != count:
+            raise InvalidInput(f"{self.path.name}: file is truncated at byte {offset + len(data)}")
+        return data
+
+    def _splice(self, access: _PageAccess, index: int) -> bytes:
+        tile = self._read(access.offsets[index], access.counts[index])
+        if not tile.startswith(b"\xff\xd8"):
+            raise InvalidInput(f"{self.path.name}: tile {index} is not a JPEG stream")
+        assert access.prefix is not None
+        return access.prefix + tile[2:]
+
+    def read_tile(self, level: int, col: int, row: int) -> bytes:
+        """The stored JPEG tile with the page's tables (and RGB marker) spliced in."""
+        access = self._pages[level]
+        if access.prefix is None:
+            return super().read_tile(level, col, row)
+        return self._splice(access, row * access.segments_across + col)
+
+    def read_region(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        """Decode the segments overlapping the region and paste them together."""
+        access = self._pages[level]
+        page = access.page
+        out = np.full((height, width, 3), 255, dtype=np.uint8)
+        seg_h, seg_w = access.segment_height, access.segment_width
+        x_end, y_end = min(x + width, page.imagewidth), min(y + height, page.imagelength)
+        for seg_row in range(max(y, 0) // seg_h, -(-y_end // seg_h)):
+            for seg_col in range(max(x, 0) // seg_w, -(-x_end // seg_w)):
+                index = seg_row * access.segments_across + seg_col
+                pixels = self._decode_segment(access, index)
+                # Clip the padding of edge segments, which lies outside the level.
+                pixels = pixels[: page.imagelength - seg_row * seg_h,
+                                : page.imagewidth - seg_col * seg_w]
+                paste(out, _rgb(pixels), seg_col * seg_w, seg_row * seg_h, x, y)
+        return out
+
+    def _decode_segment(self, access: _PageAccess, index: int) -> np.ndarray:
+        page = access.page
+        if not access.counts[index]:
+            return np.full((access.segment_height, access.segment_width, 3), 255, np.uint8)
+        data = self._read(access.offsets[index], access.counts[index])
+        try:
+            segment, _, _ = page.decode(data, index, jpegtables=page.jpegtables,
+                                        jpegheader=page.jpegheader)
+        except Exception as exc:  # codec errors come as many types
+            raise InvalidInput(f"{self.path.name}: cannot decode image data ({exc})") from None
+        if segment is None:
+            raise InvalidInput(f"{self.path.name}: cannot decode segment {index}")
+        return np.asarray(segment).reshape(segment.shape[-3:])
+
+    def associated(self, kind: AssociatedKind) -> AssociatedImage | None:
+        """Label, macro (overview) or thumbnail series by their tifffile names."""
+        name = self._facts.associated.get(kind)
+        series = next((s for s in self._tiff.series if name and s.name == name), None)
+        if series is None:
+            return None
+        try:
+            pixels = series.asarray()
+        except Exception as exc:  # codec errors come as many types
+            raise InvalidInput(f"{self.path.name}: cannot decode the {kind} image ({exc})") \
+                from None
+        return AssociatedImage(kind, _rgb(pixels))
+
+    def close(self) -> None:
+        """Close tifffile's handle and our descriptor."""
+        self._tiff.close()
+        fd = getattr(self, "_fd", -1)
+        if fd >= 0:
+            os.close(fd)
+            self._fd = -1
+
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """RGB uint8 ``(h, w, 3)`` from grey ``(h, w)``/``(h, w, 1)`` or RGBA."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., np.newaxis]
+    if pixels.shape[-1] == 1:
+        return np.repeat(pixels, 3, axis=-1)
+    return pixels[..., :3]
