@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from dicomweb.errors import EXCEPTION_HANDLERS
-from dicomweb.routes import frames, iiif, modalities, qido, rendered, tiles, wado
+from dicomweb.routes import frames, iiif, modalities, qido, rendered, slides, tiles, wado
 from dicomweb.routes.manage import delete_instance, delete_series, delete_study, healthz
 from dicomweb.routes.stow import store_instances
 from dicomweb.routes.viewer import DEFAULT_VIEWER_DIR, viewer_routes
@@ -50,7 +50,8 @@ def create_app(
     settings = services.settings
     return Litestar(
         route_handlers=[
-            dicomweb_router, healthz, *modalities.ROUTES, *tiles.ROUTES, *iiif.ROUTES,
+            dicomweb_router, healthz, *modalities.ROUTES, *slides.ROUTES, *tiles.ROUTES,
+            *iiif.ROUTES,
             *viewer_routes(viewer_dir),
         ],
         dependencies={
@@ -65,5 +66,9 @@ def create_app(
         ),
         openapi_config=OpenAPIConfig(title="WSI Archive", version="0.1.0", path="/schema"),
         on_startup=list(on_startup),
-        on_shutdown=[*on_shutdown, services.archive.close],
+        on_shutdown=[
+            *on_shutdown,
+            *([services.jobs.shutdown] if services.jobs is not None else []),
+            services.archive.close,
+        ],
     )

@@ -69,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from dicomweb.app import create_app
     from dicomweb.blocking import Blocking
+    from dicomweb.jobs import ConversionJobs
     from dicomweb.services import Services
 
     settings = _load(args)
@@ -80,7 +81,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     temporary = settings.data_dir / "tmp"
     temporary.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(temporary)
-    services = Services(settings, archive, Blocking(settings.worker_threads))
+    jobs = ConversionJobs(archive, settings.data_dir / "conversions",
+                          workers=settings.conversion_workers,
+                          keep_failed_uploads=settings.keep_failed_uploads)
+    services = Services(settings, archive, Blocking(settings.worker_threads), jobs)
     on_startup, on_shutdown = _dimse_hooks(settings, archive)
     app = create_app(services, on_startup=on_startup, on_shutdown=on_shutdown)
     log.info("serving DICOMweb on http://%s:%d/dicom-web, data in %s",

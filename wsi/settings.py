@@ -45,6 +45,10 @@ class Settings:
     bulkdata_threshold: int = 1024
     """Values longer than this many bytes are sent as BulkDataURI in WADO-RS metadata."""
     worker_threads: int = 16
+    conversion_workers: int = 1
+    """Worker processes converting uploaded slides (each uses every core for encoding)."""
+    keep_failed_uploads: bool = False
+    """Keep the upload (and partial output) of a failed conversion for inspection."""
     log_level: str = "INFO"
     modalities: tuple[RemoteModality, ...] = field(default_factory=tuple)
 
