@@ -1,12 +1,14 @@
 // Upload page: POST a slide file to /api/slides (multipart/form-data, field "file") with
 // upload progress, then poll GET /api/jobs/{id} until the conversion is done or failed.
-// Job JSON: {"state": "queued|running|done|failed", "progress": 0..1, "series_uid",
-// "study_uid", "error"}. The job id is read from the POST answer ("id" or "job_id") or
+// Job JSON: {"state": "queued|running|storing|done|failed", "progress": 0..1, "series_uid",
+// "study_uid", "error"}. When a conversion is done the page opens the slide. The job id is read from the POST answer ("id" or "job_id") or
 // from its Location header.
 
 import { API, el, pageUrl } from "./api.js";
 
 const POLL_MS = 1000;
+const OPEN_DELAY_MS = 800;
+const STATE_TEXT = { queued: "Queued…", running: "Converting…", storing: "Storing in the archive…" };
 const drop = document.getElementById("drop");
 const input = document.getElementById("file");
 const jobs = document.getElementById("jobs");
@@ -36,10 +38,10 @@ function jobView(file) {
     },
     done(job) {
       bar.value = 1;
-      text.replaceChildren("Done: ", job.series_uid
-        ? el("a", { href: pageUrl("slide.html", { series: job.series_uid }) }, "open the slide")
-        : "stored");
+      const href = job.series_uid ? pageUrl("slide.html", { series: job.series_uid }) : null;
+      text.replaceChildren("Done: ", href ? el("a", { href }, "open the slide") : "stored");
       view.classList.add("done");
+      if (href) setTimeout(() => window.location.assign(href), OPEN_DELAY_MS);
     },
   };
 }
@@ -108,8 +110,8 @@ async function poll(id, view) {
   if (job.state === "done") view.done(job);
   else if (job.state === "failed") view.fail(`Conversion failed: ${job.error || "no reason given"}`);
   else {
-    view.progress(progress, `${job.state === "running" ? "Converting" : "Queued"}… ` +
-      `${Math.round(progress * 100)} %`);
+    const percent = job.state === "running" ? ` ${Math.round(progress * 100)} %` : "";
+    view.progress(progress, `${STATE_TEXT[job.state] || job.state}${percent}`);
     setTimeout(() => poll(id, view), POLL_MS);
   }
 }
