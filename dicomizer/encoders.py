@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import imagecodecs
 import numpy as np
 
-CodecName = Literal["jpeg", "jpeg2000", "jpeg2000-lossless", "jpegls", "htj2k"]
-CODEC_NAMES: tuple[CodecName, ...] = ("jpeg", "jpeg2000", "jpeg2000-lossless", "jpegls", "htj2k")
+from dicomizer.codec_names import CODEC_NAMES as CODEC_NAMES
+from dicomizer.codec_names import CodecName
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from dicomizer.encoders import CodecName
+from dicomizer.codec_names import CodecName
 from dicomizer.metadata import SlideMetadata
 
 DEFAULT_TILE_SIZE = 256

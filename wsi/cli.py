@@ -242,7 +242,7 @@ def _scu_parsers(sub: Any) -> None:
 
 
 def _dicomize_parser(sub: Any) -> None:
-    from dicomizer.encoders import CODEC_NAMES
+    from dicomizer.codec_names import CODEC_NAMES
 
     dz = sub.add_parser(
         "dicomize", help="convert a vendor slide into a DICOM WSI series",

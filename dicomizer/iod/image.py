@@ -7,8 +7,9 @@ from pydicom.dataset import Dataset
 from dicomizer.iod.context import InstanceSpec, SlideContext
 
 IMAGE_ORIENTATION_SLIDE = (0, -1, 0, -1, 0, 0)
-"""PS3.3 C.8.12.2.1.1: rows along -Y, columns along -X of the slide coordinate system; the
-common orientation of a slide scanned with its label on the left."""
+"""PS3.3 C.8.12.2.1.1: a row (increasing column index) runs along -Y and a column along -X
+of the slide coordinate system: the common orientation of a slide with its label on the
+left (Google's and the lead's samples use it too)."""
 SLICE_THICKNESS_MM = 0.004
 """Nominal section thickness: scanners rarely record it; viewers need a value."""
 _PLANE_POSITION_SLIDE = 0x0048021A
@@ -43,16 +44,23 @@ def whole_slide_microscopy_image(ds: Dataset, context: SlideContext, spec: Insta
     ds.TotalPixelMatrixRows = spec.height
     ds.TotalPixelMatrixFocalPlanes = 1
     ds.VolumetricProperties = "VOLUME"
-    if spec.pixel_spacing_mm is not None:
-        row_spacing, column_spacing = spec.pixel_spacing_mm
-        ds.ImagedVolumeWidth = round(spec.width * column_spacing, 6)
-        ds.ImagedVolumeHeight = round(spec.height * row_spacing, 6)
-        ds.ImagedVolumeDepth = SLICE_THICKNESS_MM * 1000.0  # micrometres (C.8.12.4.1.3)
-    # Microscope Slide Layer Tile Organization (C.8.12.4.1.4) wants an origin for every
-    # image type; the source slides do not record one, so the slide corner is used.
     origin = Dataset()
     origin.XOffsetInSlideCoordinateSystem = 0.0
     origin.YOffsetInSlideCoordinateSystem = 0.0
+    if spec.pixel_spacing_mm is not None:
+        row_spacing, column_spacing = spec.pixel_spacing_mm
+        width_mm = round(spec.width * column_spacing, 6)
+        height_mm = round(spec.height * row_spacing, 6)
+        ds.ImagedVolumeWidth = width_mm
+        ds.ImagedVolumeHeight = height_mm
+        ds.ImagedVolumeDepth = SLICE_THICKNESS_MM * 1000.0  # micrometres (C.8.12.4.1.3)
+        # The sources do not say where on the slide the scan lies. With the orientation
+        # above a row runs along -Y and a column along -X, so this origin keeps the whole
+        # matrix at positive slide coordinates; it is the same for every level.
+        origin.XOffsetInSlideCoordinateSystem = height_mm
+        origin.YOffsetInSlideCoordinateSystem = width_mm
+    # Microscope Slide Layer Tile Organization (C.8.12.4.1.4) wants an origin for every
+    # image type, labels and overviews included.
     ds.TotalPixelMatrixOriginSequence = [origin]
     ds.ImageOrientationSlide = list(IMAGE_ORIENTATION_SLIDE)
     if kind == "LABEL":

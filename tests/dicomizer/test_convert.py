@@ -30,10 +30,12 @@ PASSTHROUGH = ConversionOptions()
 REENCODE = ConversionOptions(force_reencode=True, tile_size=256)
 BASE_PSNR_DB = 40.0
 """Re-encoded base levels at JPEG quality 90 must reach this PSNR against the source."""
-LOWER_PSNR_DB = 30.0
+LOWER_PSNR_DB = 35.0
 """Downsampled levels at quality 90 against the box-filtered source. Lower than the base:
-halving doubles the detail per pixel that JPEG has to quantise (measured: NDPI DAPI 36/30 dB
-at levels 1/2, CMU-1 SVS ~30 dB; lossless codecs reach > 55 dB, see the lossless test)."""
+halving doubles the detail per pixel that JPEG has to quantise. Measured at levels 1-3 with
+the default full-chroma (RGB) JPEG: CMU-1 SVS 38.4/37.8/37.5 dB, NDPI DAPI 49.5/46.3/43.5,
+synthetic 44.4/43.0/39.5; with 4:2:0 they would drop to ~31, ~32-37 and ~33-40 dB.
+Lossless codecs reach > 55 dB (see the lossless test)."""
 LOSSLESS_PSNR_DB = 50.0
 """Lossless codecs: only the box filter's rounding to integers differs (≤ 0.5 per sample)."""
 

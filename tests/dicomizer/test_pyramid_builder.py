@@ -15,15 +15,19 @@ def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4])
-def test_downsample_is_a_rounded_box_filter_with_replicated_edges(factor: int) -> None:
+def test_downsample_is_a_rounded_box_filter_with_partial_edge_boxes(factor: int) -> None:
     image = random_image(37, 51)
 
-    padded = np.pad(image.astype(np.float64), ((0, -37 % factor), (0, -51 % factor), (0, 0)),
-                    mode="edge")
-    h, w = padded.shape[0] // factor, padded.shape[1] // factor
-    expected = np.floor(padded.reshape(h, factor, w, factor, 3).mean(axis=(1, 3)) + 0.5)
+    h, w = -(-37 // factor), -(-51 // factor)
+    expected = np.empty((h, w, 3))
+    for y in range(h):
+        for x in range(w):
+            box = image[y * factor : (y + 1) * factor, x * factor : (x + 1) * factor]
+            expected[y, x] = box.reshape(-1, 3).mean(axis=0)
 
-    assert np.array_equal(downsample(image, factor), expected.astype(np.uint8))
+    error = np.abs(downsample(image, factor).astype(int) - np.floor(expected + 0.5))
+    # Exact for the default factor 2; Pillow's fixed-point division may be off by one else.
+    assert error.max() == 0 if factor == 2 else error.max() <= 1
 
 
 def test_parallel_downsample_equals_serial() -> None:

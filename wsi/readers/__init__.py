@@ -2,14 +2,16 @@
 
 ``READERS`` is the registry: name → reader class, best first. Every reader is constructed the
 same way, ``cls(path)``; :func:`open_slide` tries, in order, each reader whose ``accepts``
-says yes and keeps the first that opens the file.
+says yes and keeps the first that opens the file. A reader that finds the file damaged
+(:class:`InvalidInput`) ends the search; one that does not support it (:class:`Unsupported`)
+hands over to the next.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from wsi.errors import InvalidInput, Unsupported, WsiArchiveError
+from wsi.errors import InvalidInput, Unsupported
 from wsi.readers.base import (
     AssociatedImage,
     Level,
@@ -51,12 +53,14 @@ def open_slide(path: Path | str, reader: str | None = None) -> SlideReader:
     candidates = [cls for cls in READERS.values() if cls.accepts(path, head)]
     if not candidates:
         raise Unsupported(f"{path.name}: not a slide format this archive reads")
-    first_error: WsiArchiveError | None = None
+    unsupported: Unsupported | None = None
     for cls in candidates:
         try:
             return cls(path)
-        except WsiArchiveError as exc:
-            # A more specific reader's reason (e.g. "truncated") beats a later generic one.
-            first_error = first_error or exc
-    assert first_error is not None
-    raise first_error
+        except Unsupported as exc:
+            # This reader does not handle this variant: the next one may.
+            unsupported = unsupported or exc
+        # InvalidInput (truncated, corrupt) is final: a more lenient reader would convert a
+        # damaged file into a damaged series.
+    assert unsupported is not None
+    raise unsupported

@@ -179,7 +179,8 @@ class TiffReader(SlideReader):
         try:
             self._tiff = tifffile.TiffFile(self.path)
         except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
-            raise InvalidInput(f"{self.path.name}: not a readable TIFF ({exc})") from None
+            # Possibly a TIFF variant tifffile does not parse: let the next reader try.
+            raise Unsupported(f"{self.path.name}: not a readable TIFF ({exc})") from None
         try:
             self._fd = os.open(self.path, os.O_RDONLY)
             self._setup()
@@ -197,7 +198,7 @@ class TiffReader(SlideReader):
             series = tf.series[0]
             self._facts = self._format.facts(tf)
         except (IndexError, KeyError, ValueError, tifffile.TiffFileError) as exc:
-            raise InvalidInput(f"{self.path.name}: unreadable TIFF structure ({exc})") from None
+            raise Unsupported(f"{self.path.name}: unreadable TIFF structure ({exc})") from None
         size = os.fstat(self._fd).st_size
         self._check_ifd_chain(size)
         accesses: list[_PageAccess] = []
