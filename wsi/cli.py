@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -250,8 +251,11 @@ def _dicomize_parser(sub: Any) -> None:
         "OME-TIFF, tiled TIFF, anything OpenSlide reads) into DICOM VL Whole Slide Microscopy "
         "Image instances: one per pyramid level plus label/overview/thumbnail.")
     dz.add_argument("input", type=Path, help="slide file")
-    dz.add_argument("-o", "--output", type=Path, required=True,
+    dz.add_argument("-o", "--output", type=Path,
                     help="output folder (created; must not hold files of the same names)")
+    dz.add_argument("--store", action="store_true",
+                    help="store the series in the local archive (--data-dir etc.) instead of "
+                    "keeping files; the same convert-then-store path as uploads")
     dz.add_argument("--reader", choices=["tiff", "openslide"], help="force a reader")
     dz.add_argument("--tile-size", type=int, help="output tile size (default: the source "
                     "tile size when its tiles can be passed through, else 256)")
@@ -290,6 +294,7 @@ def _dicomize_parser(sub: Any) -> None:
     dz.add_argument("--upload", metavar="URL",
                     help="STOW-RS the written instances to this DICOMweb studies URL")
     dz.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _settings_flags(dz)
     dz.set_defaults(func=cmd_dicomize)
 
 
@@ -330,6 +335,10 @@ def cmd_dicomize(args: argparse.Namespace) -> int:
             shown[0] = percent
             _progress(done, total)
 
+    if args.store:
+        return _dicomize_and_store(args, options, None if args.quiet else progress)
+    if args.output is None:
+        raise InvalidInput("give -o OUTDIR, or --store to put the series in the archive")
     result = convert(args.input, args.output, options,
                      progress=None if args.quiet else progress)
     if not args.quiet:
@@ -342,6 +351,25 @@ def cmd_dicomize(args: argparse.Namespace) -> int:
 
         stored = stow_files(args.upload, result.files)
         print(f"uploaded {stored} instance(s) to {args.upload}", file=sys.stderr)
+    return 0
+
+
+def _dicomize_and_store(args: argparse.Namespace, options: Any, progress: Any) -> int:
+    """``wsi dicomize --store``: the server's convert-then-store, run in this process."""
+    from dicomweb.jobs import convert_and_store
+
+    settings = _load(args)
+    archive = _build_archive(settings)
+    work_dir = settings.data_dir / "conversions" / f"cli-{uuid.uuid4().hex}"
+    try:
+        result, stored = convert_and_store(archive, args.input, work_dir, options, progress)
+    finally:
+        archive.close()
+    if progress is not None:
+        sys.stderr.write("\n")
+    print(result.summary(), file=sys.stderr)
+    print(f"stored {len(stored)} instance(s) of series {result.series_uid} in "
+          f"{settings.data_dir}", file=sys.stderr)
     return 0
 
 

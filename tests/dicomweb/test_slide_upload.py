@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
+from pathlib import Path
 
 import httpx
 import imagecodecs
 import pytest
 
-from tests.conftest import SHARED_SLIDES, Server
+from tests.conftest import SHARED_SLIDES, Server, start_server, stop_server
 
 SVS = SHARED_SLIDES / "aperio" / "CMU-1-Small-Region.svs"
 
@@ -126,3 +129,22 @@ def test_bad_requests_are_refused_before_any_job(api: httpx.Client, server: Serv
     assert set((server.data_dir / "conversions").iterdir()) == before
 
 
+
+
+def test_cli_dicomize_store_uses_the_same_path(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    patient = f"CLI-{uuid.uuid4().hex[:8]}"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "wsi", "dicomize", str(SVS), "--store", "--data-dir", str(data),
+         "--patient-id", patient, "-q"], capture_output=True, text=True, timeout=300)
+    server = start_server(data)
+    try:
+        series = httpx.get(f"{server.dicomweb}/series", params={"PatientID": patient}).json()
+    finally:
+        stop_server(server)
+
+    assert done.returncode == 0, done.stderr
+    assert "stored 8 instance(s)" in done.stderr
+    assert len(series) == 1 and series[0]["00201209"]["Value"] == [8]
+    assert not list((data / "conversions").iterdir())
