@@ -14,7 +14,6 @@ from enum import IntEnum
 from typing import Any
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from pydicom.dataset import Dataset
 
 
 class Level(IntEnum):
@@ -26,7 +25,7 @@ class Level(IntEnum):
     INSTANCE = 3
 
 
-Extractor = Callable[[Dataset], Any]
+Extractor = Callable[[dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -66,30 +65,40 @@ class Attribute:
         return self.vr in {"US", "UL", "SS", "SL", "IS"} and not self.multi
 
 
+JsonDataset = dict[str, Any]
+"""A data set in the DICOM JSON model (PS3.18 F.2), as stored for WADO-RS metadata."""
+
+
+def _values(data: JsonDataset, keyword: str) -> list[Any] | None:
+    element = data.get(f"{tag_for_keyword(keyword):08X}")
+    return element.get("Value") if element else None
+
+
 def _nested(*path: str) -> Extractor:
     """Extract ``path[-1]`` from the first item of each sequence on the way down."""
 
-    def extract(ds: Dataset) -> Any:
-        current: Any = ds
+    def extract(data: JsonDataset) -> list[Any] | None:
+        current = data
         for keyword in path[:-1]:
-            seq = current.get(keyword)
-            if not seq:
+            items = _values(current, keyword)
+            if not items:
                 return None
-            current = seq[0]
-        return current.get(path[-1])
+            current = items[0]
+        return _values(current, path[-1])
 
     return extract
 
 
-def _pixel_spacing(ds: Dataset) -> Any:
+def _pixel_spacing(data: JsonDataset) -> list[Any] | None:
     """Pixel spacing, from the Pixel Measures functional group of WSI (PS3.3 C.7.6.16.2.1)."""
-    value = _nested("SharedFunctionalGroupsSequence", "PixelMeasuresSequence", "PixelSpacing")(ds)
-    return value if value is not None else ds.get("PixelSpacing")
+    nested = _nested("SharedFunctionalGroupsSequence", "PixelMeasuresSequence", "PixelSpacing")
+    return nested(data) or _values(data, "PixelSpacing")
 
 
-def _optical_path_ids(ds: Dataset) -> Any:
+def _optical_path_ids(data: JsonDataset) -> list[Any] | None:
     """All OpticalPathIdentifier values of the Optical Path Sequence."""
-    ids = [item.get("OpticalPathIdentifier") for item in ds.get("OpticalPathSequence", [])]
+    ids = [(_values(item, "OpticalPathIdentifier") or [None])[0]
+           for item in _values(data, "OpticalPathSequence") or []]
     return [i for i in ids if i] or None
 
 
@@ -165,20 +174,25 @@ def keyword_of(key: str) -> str | None:
     return key if tag_for_keyword(key) is not None else None
 
 
-def extract(attribute: Attribute, ds: Dataset) -> Any:
-    """The index value of ``attribute`` in ``ds``: str, int, or None when absent/empty."""
-    raw = attribute.extractor(ds) if attribute.extractor else ds.get(attribute.keyword)
-    if raw is None:
-        return None
-    value = raw.value if hasattr(raw, "value") else raw
-    if value is None or value == "":
+def _as_text(value: Any) -> str:
+    if isinstance(value, dict):  # a person name: its component groups joined by "="
+        groups = [value.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")]
+        return "=".join(groups).rstrip("=")
+    return str(value)
+
+
+def extract(attribute: Attribute, data: JsonDataset) -> Any:
+    """The index value of ``attribute`` in a JSON data set: str, int, or None when empty."""
+    values = attribute.extractor(data) if attribute.extractor else _values(
+        data, attribute.keyword)
+    values = [v for v in values or [] if v is not None and v != ""]
+    if not values:
         return None
     if attribute.multi:
-        values = [value] if isinstance(value, str | bytes | int | float) else list(value)
-        return "\\".join(str(v) for v in values)
+        return "\\".join(_as_text(v) for v in values)
     if attribute.is_integer:
         try:
-            return int(value)
+            return int(values[0])
         except (TypeError, ValueError):
             return None
-    return str(value).strip("\x00 ")
+    return _as_text(values[0]).strip("\x00 ")

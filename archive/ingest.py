@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 from archive.attributes import ATTRIBUTES, extract
 from archive.index.schema import instances
 from archive.index.writer import delete_instances, insert_instance, upsert_parents
-from archive.metadata import metadata_json
+from archive.metadata import metadata_model, to_text
 from archive.status import DuplicateInstance, StudyMismatch
 from archive.storage import StagedFile, Storage
 from wsi.codecs import DEFLATED_LE
@@ -89,7 +89,6 @@ class Ingester:
 
     def _row(self, staged: StagedFile, header: Part10Header) -> dict:
         ds = header.dataset
-        values = {a.column: extract(a, ds) for a in ATTRIBUTES}
         frame_table = None
         pixel_vr = None
         if header.pixel_data is not None:
@@ -108,12 +107,15 @@ class Ingester:
             pixel_vr = "OB" if header.pixel_data.encapsulated else _native_vr(ds)
         elif "Rows" in ds and header.transfer_syntax_uid != DEFLATED_LE:
             raise InvalidInput("image has no pixel data (is the file truncated?)")
+        # The index values are read from the JSON model: every value is converted once.
+        model = metadata_model(ds, header.transfer_syntax_uid, pixel_vr, self._threshold)
+        values = {a.column: extract(a, model) for a in ATTRIBUTES}
         values.update(
             transfer_syntax_uid=header.transfer_syntax_uid,
             file_size=staged.size,
             sha256=staged.sha256,
             frame_table=frame_table,
-            metadata_json=metadata_json(ds, header.transfer_syntax_uid, pixel_vr, self._threshold),
+            metadata_json=to_text(model),
         )
         return values
 

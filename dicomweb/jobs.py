@@ -213,15 +213,16 @@ class ConversionJobs:
             log.exception("conversion job %s failed", job_id)
             self._finish_failed(job_id, f"conversion failed: {type(exc).__name__}", started)
         else:
+            # Clean up first: a client that sees the final state sees the final disk too.
+            shutil.rmtree(folder, ignore_errors=True)
             self._update(job_id, state="done", progress=1.0, study_uid=result.study_uid,
                          series_uid=result.series_uid, instances=len(stored),
                          seconds=time.monotonic() - started)
             log.info("job %s stored series %s (%d instances)", job_id, result.series_uid,
                      len(stored))
-            shutil.rmtree(folder, ignore_errors=True)
 
     def _finish_failed(self, job_id: str, reason: str, started: float) -> None:
-        self._update(job_id, state="failed", error=reason, seconds=time.monotonic() - started)
-        log.info("job %s failed: %s", job_id, reason)
         if not self._keep_failed:
             shutil.rmtree(self._root / job_id, ignore_errors=True)
+        self._update(job_id, state="failed", error=reason, seconds=time.monotonic() - started)
+        log.info("job %s failed: %s", job_id, reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -42,9 +43,12 @@ class _PartWriter:
 
     async def flush(self) -> None:
         if self._buffer:
-            chunk = b"".join(self._buffer)
-            self._buffer, self._buffered = [], 0
-            await self._services.blocking.run(self.staged.write, chunk)
+            await self._services.blocking.run(self.staged.write, self.take_buffer())
+
+    def take_buffer(self) -> bytes:
+        chunk = b"".join(self._buffer)
+        self._buffer, self._buffered = [], 0
+        return chunk
 
 
 def _check_request_type(request: Request) -> str:
@@ -91,6 +95,37 @@ def _failed_item(error: WsiArchiveError) -> dict[str, Any]:
     return item
 
 
+_IN_FLIGHT = 4
+
+
+def _done(value: dict[str, Any]) -> asyncio.Task[StoredInstance | dict[str, Any]]:
+    async def immediate() -> StoredInstance | dict[str, Any]:
+        return value
+
+    return asyncio.create_task(immediate())
+
+
+def _finish_and_ingest(services: Services, writer: _PartWriter, study: str | None,
+                       tail: bytes) -> StoredInstance:
+    writer.staged.write(tail)
+    writer.staged.finish()
+    return services.archive.ingest(writer.staged, study)
+
+
+async def _ingest(services: Services, writer: _PartWriter, study: str | None,
+                  in_flight: asyncio.Semaphore) -> StoredInstance | dict[str, Any]:
+    """One part's last bytes, fsync and ingest in one worker-thread hop."""
+    try:
+        return await services.blocking.run(
+            _finish_and_ingest, services, writer, study, writer.take_buffer()
+        )
+    except WsiArchiveError as exc:
+        log.info("STOW-RS part rejected: %s", exc.reason)
+        return _failed_item(exc)
+    finally:
+        in_flight.release()
+
+
 @post(
     ["/studies", "/studies/{study:str}"],
     request_max_body_size=None,
@@ -104,8 +139,10 @@ async def store_instances(
     (study,) = path_uids(study)
     boundary = _check_request_type(request)
     base = dicomweb_base(request)
-    stored: list[StoredInstance] = []
-    failed: list[dict[str, Any]] = []
+    outcomes: list[asyncio.Task[StoredInstance | dict[str, Any]]] = []
+    # Parts are ingested while the next ones are received (fsync and parsing overlap with
+    # the network); at most _IN_FLIGHT at once, so a fast client is slowed, not buffered.
+    in_flight = asyncio.Semaphore(_IN_FLIGHT)
     writer: _PartWriter | None = None
     try:
         async for event in iter_parts(request.stream(), boundary):
@@ -113,27 +150,22 @@ async def store_instances(
                 writer = None
                 part_type = event.headers.get("content-type", "application/dicom")
                 if parse_content_type(part_type)[0] != "application/dicom":
-                    failed.append(_failed_item(InvalidInput(f"part is {part_type}")))
+                    outcomes.append(_done(_failed_item(InvalidInput(f"part is {part_type}"))))
                     continue
                 writer = _PartWriter(services, await services.blocking.run(services.archive.stage))
             elif isinstance(event, PartData) and writer is not None:
                 await writer.add(event.data)
             elif isinstance(event, PartEnd) and writer is not None:
                 current, writer = writer, None
-                await current.flush()
-                await services.blocking.run(current.staged.finish)
-                try:
-                    stored.append(
-                        await services.blocking.run(
-                            services.archive.ingest, current.staged, study
-                        )
-                    )
-                except WsiArchiveError as exc:
-                    log.info("STOW-RS part rejected: %s", exc.reason)
-                    failed.append(_failed_item(exc))
+                await in_flight.acquire()
+                outcomes.append(asyncio.create_task(_ingest(services, current, study, in_flight)))
     finally:
         if writer is not None:
             await services.blocking.run(writer.staged.discard)
+        # Complete parts are stored even when the body breaks off later (each is whole).
+        results = await asyncio.gather(*outcomes)
+    stored = [r for r in results if isinstance(r, StoredInstance)]
+    failed = [r for r in results if not isinstance(r, StoredInstance)]
     if not stored and not failed:
         raise InvalidInput("the request contained no DICOM parts")
     body: dict[str, Any] = {}
