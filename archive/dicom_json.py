@@ -123,6 +123,10 @@ def _vr_of(tag: int, raw_vr: str | None) -> str | None:
     return None if " or " in known else known
 
 
+def _never(_tag: int) -> bool:
+    return False
+
+
 def encode(ds: Dataset, bulk: BulkHandler, skip: Callable[[int], bool], path: str = "",
            codec: str | None = "latin-1", little: bool | None = None) -> dict[str, Any]:
     """The DICOM JSON model of ``ds``; ``bulk`` decides which binary values become URIs."""
@@ -157,7 +161,8 @@ def encode(ds: Dataset, bulk: BulkHandler, skip: Callable[[int], bool], path: st
         if encoded is None:
             converted: DataElement = ds[tag]
             if converted.VR == "SQ":
-                items = [encode(item, bulk, skip, f"{here}/{i}/", codec, little)
+                # ``skip`` is for the top level: an icon's pixel data inside an item stays.
+                items = [encode(item, bulk, _never, f"{here}/{i}/", codec, little)
                          for i, item in enumerate(converted.value)]
                 encoded = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
             else:
