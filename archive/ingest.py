@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom.dataset import Dataset
 from sqlalchemy import Engine, select
@@ -119,6 +120,26 @@ class Ingester:
         )
         return values
 
+    def _existing(self, sop_uid: str) -> Any:
+        with self._engine.connect() as conn:
+            return conn.execute(
+                select(instances.c.pk, instances.c.sha256, instances.c.file_path).where(
+                    instances.c.sopinstanceuid == sop_uid
+                )
+            ).first()
+
+    def _check_existing(self, existing: Any, staged: StagedFile, sop_uid: str) -> bool:
+        """True if identical content is stored already; raises on a rejected conflict."""
+        if existing is None:
+            return False
+        if existing.sha256 == staged.sha256:
+            return True
+        if self._on_conflict == "reject":
+            raise DuplicateInstance(
+                f"SOP Instance {sop_uid} is already stored with different content"
+            )
+        return False
+
     def _commit(
         self, staged: StagedFile, row: dict, uids: dict[str, str], tsuid: str
     ) -> StoredInstance:
@@ -127,34 +148,30 @@ class Ingester:
             uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop_uid,
             uids["SOPClassUID"], tsuid, already_stored=False,
         )
+        if self._check_existing(self._existing(sop_uid), staged, sop_uid):
+            return dataclasses.replace(result, already_stored=True)
+        # The rename and its directory fsync happen outside the lock, so parallel ingests
+        # overlap their disk flushes. The path carries the content hash: a concurrent ingest
+        # of the same bytes renames identical content onto the same name, which is harmless.
         relative = self._storage.relative_path(sop_uid, staged.sha256)
-        with self._commit_lock:
-            with self._engine.connect() as conn:
-                existing = conn.execute(
-                    select(instances.c.pk, instances.c.sha256, instances.c.file_path).where(
-                        instances.c.sopinstanceuid == sop_uid
-                    )
-                ).first()
-            if existing is not None and existing.sha256 == staged.sha256:
-                return dataclasses.replace(result, already_stored=True)
-            if existing is not None and self._on_conflict == "reject":
-                raise DuplicateInstance(
-                    f"SOP Instance {sop_uid} is already stored with different content"
-                )
-            self._storage.commit(staged, relative)
-            try:
+        self._storage.commit(staged, relative)
+        try:
+            with self._commit_lock:
+                existing = self._existing(sop_uid)  # again: another ingest may have won
+                if self._check_existing(existing, staged, sop_uid):
+                    return dataclasses.replace(result, already_stored=True)
                 with self._engine.begin() as conn:
                     if existing is not None:
                         delete_instances(conn, [existing.pk])
                     series_pk = upsert_parents(conn, row)
                     insert_instance(conn, series_pk, {**row, "file_path": relative})
-            except BaseException:
-                self._storage.remove(relative)
-                raise
-            if existing is not None:
-                self._storage.remove(existing.file_path)
-                log.info("overwrote instance %s", sop_uid)
-                result = dataclasses.replace(result, replaced=True)
+        except BaseException:
+            self._storage.remove(relative)
+            raise
+        if existing is not None:
+            self._storage.remove(existing.file_path)
+            log.info("overwrote instance %s", sop_uid)
+            result = dataclasses.replace(result, replaced=True)
         log.debug("stored instance %s (%d bytes)", sop_uid, staged.size)
         return result
 
