@@ -87,13 +87,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="cores that other processes may use before the run starts")
     parser.add_argument("--max-wait", type=float, default=300,
                         help="seconds to wait for the machine to become quiet")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="only print the table of a saved results file")
     parser.add_argument("--no-install", action="store_true",
                         help="do not apt-get install missing Debian packages")
     return parser.parse_args(argv)
 
 
+def print_report(results: dict[str, Any], out: Path) -> None:
+    """Print the table, the goal verdicts and where the JSON is."""
+    table, goals = report(results)
+    print(f"\nDICOMweb: WSI Archive vs Orthanc ({results['started']}, "
+          f"{results['machine']['cpus']} cores, {results['machine']['memory_gib']} GiB)")
+    print(f"versions: {results['versions']}\n")
+    print(table)
+    print("\nGoals:")
+    for goal in goals:
+        print(f"- {goal}")
+    peaks = {k: round(v) for k, v in results.get("peak_rss_mib", {}).items()}
+    print(f"\npeak RSS (MiB): {peaks}")
+    print(f"results: {out}  (total {results.get('seconds', 0):.0f} s)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        print_report(json.loads(args.report.read_text()), args.report)
+        return 0
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if not args.no_install:
         ensure_debian_packages()
@@ -202,17 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    table, goals = report(results)
-    print(f"\nDICOMweb: WSI Archive vs Orthanc ({results['started']}, "
-          f"{results['machine']['cpus']} cores, {results['machine']['memory_gib']} GiB)")
-    print(f"versions: {results['versions']}\n")
-    print(table)
-    print("\nGoals:")
-    for goal in goals:
-        print(f"- {goal}")
-    peaks = {k: round(v) for k, v in results.get("peak_rss_mib", {}).items()}
-    print(f"\npeak RSS (MiB): {peaks}")
-    print(f"results: {out}  (total {results['seconds']:.0f} s)")
+    print_report(results, out)
     return 0
 
 

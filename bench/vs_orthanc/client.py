@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -77,7 +78,10 @@ def wait_http(server: Server, path: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise SystemExit(f"{server.name} exited early; see {server.log_path}")
+            with contextlib.suppress(OSError):
+                tail = server.log_path.read_text(errors="replace")[-3000:]
+                print(f"--- {server.log_path} (last lines)\n{tail}", file=sys.stderr)
+            raise SystemExit(f"{server.name} exited early (code {server.process.returncode})")
         try:
             status, _, _ = Client(server.port, timeout=2).request("GET", path)
             if status == 200:

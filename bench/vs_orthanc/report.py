@@ -12,9 +12,14 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _ratio(ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or theirs == 0 or math.isnan(ours) or math.isnan(theirs):
-        return "-" if not (theirs == 0 and ours) else "inf"
-    return f"{ours / theirs:.2f}x"
+    if ours is None or theirs is None or math.isnan(ours) or math.isnan(theirs):
+        return "-"
+    if theirs == 0:
+        return "inf" if ours else "-"
+    ratio = ours / theirs
+    if ratio >= 100:
+        return f"{ratio:,.0f}x"
+    return f"{ratio:.2f}x" if ratio >= 0.01 else f"{ratio:.4f}x"
 
 
 def report(results: dict[str, Any]) -> tuple[str, list[str]]:
@@ -35,6 +40,12 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
             o, t = stow_r["ours"][key], stow_r["orthanc"][key]
             rows.append(f"| {name} | {metric} | {_fmt(o)} | {_fmt(t)} | {_ratio(o, t)} | "
                         f"{load(stow_r['ours'], stow_r['orthanc'])} |")
+    setup = results.get("qido_setup")
+    if setup and all(s.get("seconds") for s in setup.values()):
+        o, t = (setup[n]["stored"] / setup[n]["seconds"] for n in ("ours", "orthanc"))
+        rows.append(f"| (setup, not a goal) STOW-RS of the {setup['ours']['stored']:,} small "
+                    f"QIDO instances, 250/request, 2 in parallel | instances/s | {_fmt(o)} | "
+                    f"{_fmt(t)} | {_ratio(o, t)} | - |")
     qido = results.get("qido") or {}
     for kind, r in qido.items():
         for metric, key in (("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
@@ -54,9 +65,10 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
                 "frames (ours) vs Orthanc WSI /wsi/tiles"
             for metric, key in (("req/s", "rps"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
                 note = ""
-                if key == "rps" and (t.get("errors") or t.get("aborted")):
-                    aborted = f"; {t['aborted']}" if "aborted" in t else ""
-                    note = f" ({t.get('errors')} err{aborted})"
+                if key == "rps" and "aborted" in t:
+                    note = " (Orthanc killed at the RSS limit)"
+                elif key == "rps" and t.get("errors"):
+                    note = f" ({t['errors']} errors)"
                 if key == "rps" and o.get("errors"):
                     note += f" (ours {o['errors']} err)"
                 rows.append(f"| {what} c={c} | {metric} | {_fmt(o.get(key))} | "

@@ -59,20 +59,29 @@ def free_port() -> int:
 
 
 
-def start_ours(work: Path) -> Server:
-    """``wsi serve`` on free ports with a fresh data folder."""
-    port, dicom_port = free_port(), free_port()
+def start_ours(work: Path, attempts: int = 3) -> Server:
+    """``wsi serve`` on free ports with a fresh data folder (retried on a start-up failure)."""
     data_dir = work / "ours-data"
-    log_path = work / "ours.log"
     wsi = REPO / ".venv" / "bin" / "wsi"
-    command = [str(wsi) if wsi.exists() else "wsi", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--dicom-port", str(dicom_port),
-               "--data-dir", str(data_dir), "--log-level", "WARNING"]
-    process = subprocess.Popen(command, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-                               cwd=work, start_new_session=True)
-    server = Server("ours", port, "/dicom-web", process, log_path)
-    wait_http(server, "/healthz")
-    return server
+    for attempt in range(1, attempts + 1):
+        # A port found free can be taken by another process before the server binds it.
+        port, dicom_port = free_port(), free_port()
+        log_path = work / f"ours-{attempt}.log"
+        command = [str(wsi) if wsi.exists() else "wsi", "serve", "--host", "127.0.0.1",
+                   "--port", str(port), "--dicom-port", str(dicom_port),
+                   "--data-dir", str(data_dir), "--log-level", "WARNING"]
+        process = subprocess.Popen(command, stdout=log_path.open("wb"),
+                                   stderr=subprocess.STDOUT, cwd=work, start_new_session=True)
+        server = Server("ours", port, "/dicom-web", process, log_path)
+        try:
+            wait_http(server, "/healthz")
+            return server
+        except SystemExit:
+            stop(server)
+            if attempt == attempts:
+                raise
+            log(f"ours did not start (attempt {attempt}); retrying on other ports")
+    raise AssertionError("unreachable")
 
 
 def start_orthanc(work: Path) -> Server:
