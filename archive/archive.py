@@ -257,6 +257,7 @@ class Archive:
         records = self.instances(study_uid, series_uid, sop_uid)
         with self.engine.begin() as conn:
             delete_instances(conn, [r.pk for r in records])
+        self._ingester.forget_parents()
         self._forget_records()
         for series_uid in {r.series_uid for r in records}:
             self._slides.forget(series_uid)

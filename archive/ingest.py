@@ -63,8 +63,16 @@ class Ingester:
         self._engine = engine
         self._on_conflict = on_conflict
         self._threshold = bulkdata_threshold
-        # One writer at a time for the check-rename-index step only; parsing runs in parallel.
+        # One writer at a time for the check-index step only; parsing runs in parallel.
         self._commit_lock = threading.Lock()
+        # Series UID → (series pk, study UID) of committed rows: most instances join a series
+        # that exists, and this spares the parent look-ups. Cleared whenever rows are deleted.
+        self._series: dict[str, tuple[int, str]] = {}
+
+    def forget_parents(self) -> None:
+        """Drop cached parent rows (after a delete, rows may be gone)."""
+        with self._commit_lock:
+            self._series.clear()
 
     def ingest(self, staged: StagedFile, expected_study_uid: str | None = None) -> StoredInstance:
         """Store and index a finished staged file; the staged file is consumed either way."""
@@ -160,11 +168,18 @@ class Ingester:
                 existing = self._existing(sop_uid)  # again: another ingest may have won
                 if self._check_existing(existing, staged, sop_uid):
                     return dataclasses.replace(result, already_stored=True)
+                series_uid, study_uid = uids["SeriesInstanceUID"], uids["StudyInstanceUID"]
+                cached = self._series.get(series_uid) if existing is None else None
                 with self._engine.begin() as conn:
                     if existing is not None:
                         delete_instances(conn, [existing.pk])
-                    series_pk = upsert_parents(conn, row)
+                        self._series.clear()
+                    if cached is not None and cached[1] == study_uid:
+                        series_pk = cached[0]
+                    else:
+                        series_pk = upsert_parents(conn, row)
                     insert_instance(conn, series_pk, {**row, "file_path": relative})
+                self._series[series_uid] = (series_pk, study_uid)
         except BaseException:
             self._storage.remove(relative)
             raise
