@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## viewer/node_modules: the viewer's npm packages (OpenSeadragon), from package-lock.json
+## viewer/node_modules: the viewer's npm packages (OpenSeadragon, dicom-microscopy-viewer), from package-lock.json
 viewer/node_modules: $(VIEWER_MODULES)
 $(VIEWER_MODULES): viewer/package.json viewer/package-lock.json
 	@command -v npm >/dev/null || { \
