@@ -24,6 +24,8 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     peak_rss: int = 0
+    dicom_port: int = 0  # DIMSE port (0: unknown)
+    ae_title: str = ""  # called AE title of the DIMSE service
 
     @property
     def base_url(self) -> str:

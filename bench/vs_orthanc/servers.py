@@ -72,7 +72,8 @@ def start_ours(work: Path, attempts: int = 3) -> Server:
                    "--data-dir", str(data_dir), "--log-level", "WARNING"]
         process = subprocess.Popen(command, stdout=log_path.open("wb"),
                                    stderr=subprocess.STDOUT, cwd=work, start_new_session=True)
-        server = Server("ours", port, "/dicom-web", process, log_path)
+        server = Server("ours", port, "/dicom-web", process, log_path,
+                        dicom_port=dicom_port, ae_title="WSIARCHIVE")
         try:
             wait_http(server, "/healthz")
             return server
@@ -84,8 +85,11 @@ def start_ours(work: Path, attempts: int = 3) -> Server:
     raise AssertionError("unreachable")
 
 
-def start_orthanc(work: Path) -> Server:
-    """Orthanc with the DICOMweb and WSI plugins, SQLite + filesystem storage in ``work``."""
+def start_orthanc(work: Path, extra_config: dict[str, object] | None = None) -> Server:
+    """Orthanc with the DICOMweb and WSI plugins, SQLite + filesystem storage in ``work``.
+
+    ``extra_config`` entries are added to (or replace) the generated configuration.
+    """
     port, dicom_port = free_port(), free_port()
     root = work / "orthanc"
     (root / "storage").mkdir(parents=True)
@@ -108,12 +112,14 @@ def start_orthanc(work: Path) -> Server:
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True,
                      "WadoRoot": "/wado"},
     }
+    config.update(extra_config or {})
     config_path = root / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))
     log_path = work / "orthanc.log"
     process = subprocess.Popen([ORTHANC_BIN, str(config_path)], stdout=log_path.open("wb"),
                                stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
-    server = Server("orthanc", port, "/dicom-web", process, log_path)
+    server = Server("orthanc", port, "/dicom-web", process, log_path,
+                    dicom_port=dicom_port, ae_title=str(config["DicomAet"]))
     wait_http(server, "/system")
     return server
 
