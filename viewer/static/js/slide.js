@@ -184,6 +184,11 @@ async function main() {
     visibilityRatio: 0.5,
     animationTime: 0.6,
     timeout: 60000,
+    // Tiles are cheap for this server (stored frames, ~10 ms each): ask for many at once and
+    // draw the visible level directly instead of climbing the pyramid one level at a time.
+    imageLoaderLimit: 8,
+    maxTilesPerFrame: 16,
+    immediateRender: true,
   });
   state.viewer = viewer;
 
