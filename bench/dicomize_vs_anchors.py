@@ -15,7 +15,9 @@ with ``--add-missing-levels`` / ``--pyramid=1``; and our re-encode defaults to f
 ``--subsampling 420``.
 
 Each case runs ``--runs`` times (round robin, so background load hits every tool alike);
-the best wall time counts, with its peak RSS and CPU time from ``/usr/bin/time -v``. Each
+the best wall time counts, with its peak RSS and CPU time from ``/usr/bin/time -v`` and the
+cores other processes used meanwhile (before each run it waits up to ``--max-wait`` s for
+other processes to use < 0.3 cores: the machine is shared). Each
 case's output is checked once: dciodvfy errors (all files), whether wsidicom and OpenSlide
 open it, and the instances and pyramid levels written. The table and the ratios are
 printed and everything is written as JSON and Markdown to ``bench/results/``.
@@ -46,7 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the vs_orthanc packa
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # samples/
 
 from vs_orthanc.common import REPO, RESULTS_DIR, log  # noqa: E402
-from vs_orthanc.servers import ensure_debian_packages  # noqa: E402
+from vs_orthanc.servers import (  # noqa: E402
+    _busy_jiffies,
+    ensure_debian_packages,
+    wait_until_quiet,
+)
 
 DEBIAN_PACKAGES = ("orthanc-wsi", "time", "dicom3tools", "libturbojpeg0")
 ANCHOR_VENV = REPO / "bench" / ".venv-anchors"
@@ -146,6 +152,8 @@ class Measured:
     peak_rss_mb: float
     ok: bool
     error: str = ""
+    other_load: float = 0.0
+    """Cores that other processes used meanwhile (the machine is shared)."""
 
 
 @dataclass
@@ -209,21 +217,27 @@ def largest_real_slide() -> Path:
 
 def timed(argv: list[str], log_file: Path) -> Measured:
     """Run ``argv`` under ``/usr/bin/time -v``; its report goes to ``log_file``."""
+    busy = _busy_jiffies()
     with log_file.open("w") as out:
         done = subprocess.run([TIME, "-v", *argv], stdout=out, stderr=subprocess.STDOUT,
                               check=False)
+    busy = _busy_jiffies() - busy
     text = log_file.read_text(errors="replace")
 
     def number(label: str) -> float:
         found = re.search(rf"{re.escape(label)}: ([\d.:]+)", text)
         return _seconds(found.group(1)) if found else float("nan")
 
+    wall = number("Elapsed (wall clock) time (h:mm:ss or m:ss)")
+    cpu = number("User time (seconds)") + number("System time (seconds)")
+    other = (busy / os.sysconf("SC_CLK_TCK") - cpu) / max(wall, 0.01)
     return Measured(
-        wall_s=number("Elapsed (wall clock) time (h:mm:ss or m:ss)"),
-        cpu_s=number("User time (seconds)") + number("System time (seconds)"),
+        wall_s=wall,
+        cpu_s=cpu,
         peak_rss_mb=number("Maximum resident set size (kbytes)") / 1024,
         ok=done.returncode == 0,
         error="" if done.returncode == 0 else text.strip().splitlines()[0][:300],
+        other_load=max(0.0, other),
     )
 
 
@@ -275,8 +289,8 @@ def check_output(folder: Path, result: Result) -> None:
             continue
 
 
-def run_all(slides: Sequence[Path], cases: Sequence[Case], runs: int,
-            work: Path) -> list[Result]:
+def run_all(slides: Sequence[Path], cases: Sequence[Case], runs: int, work: Path,
+            max_wait: float) -> list[Result]:
     results = {(s.name, c.name): Result(s.name, c.name, c.tool, c.mode)
                for s in slides for c in cases}
     for run in range(1, runs + 1):
@@ -288,6 +302,8 @@ def run_all(slides: Sequence[Path], cases: Sequence[Case], runs: int,
                     out.mkdir(parents=True)
                 result = results[(slide.name, case.name)]
                 log(f"run {run}/{runs} {slide.name}: {case.name}")
+                if case.tool != "cp" and max_wait > 0:
+                    wait_until_quiet(0.3, max_wait)
                 measured = timed(case.argv(slide, out), work / "time.log")
                 result.runs.append(measured)
                 if not measured.ok:
@@ -302,8 +318,8 @@ def run_all(slides: Sequence[Path], cases: Sequence[Case], runs: int,
 
 
 def table(results: Sequence[Result]) -> str:
-    head = ("| slide | case | wall s (best) | CPU s | peak RSS MB | instances | levels | "
-            "output MB | dciodvfy errors | wsidicom | OpenSlide |")
+    head = ("| slide | case | wall s (best) | CPU s | peak RSS MB | other load | instances | "
+            "levels | output MB | dciodvfy errors | wsidicom | OpenSlide |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         best = r.best
@@ -312,11 +328,12 @@ def table(results: Sequence[Result]) -> str:
             return "–" if value is None else ("yes" if value else "**no**")
 
         if best is None:
-            lines.append(f"| {r.slide} | {r.case} | failed | | | | | | | | |")
+            lines.append(f"| {r.slide} | {r.case} | failed | | | | | | | | | |")
             continue
         lines.append(
             f"| {r.slide} | {r.case} | {best.wall_s:.2f} | {best.cpu_s:.1f} | "
-            f"{best.peak_rss_mb:.0f} | {r.instances or '–'} | {r.volume_levels or '–'} | "
+            f"{best.peak_rss_mb:.0f} | {best.other_load:.2f} | {r.instances or '–'} | "
+            f"{r.volume_levels or '–'} | "
             f"{r.output_mb:.0f} | {'–' if r.dciodvfy_errors is None else r.dciodvfy_errors} | "
             f"{yes(r.wsidicom_opens)} | {yes(r.openslide_opens)} |")
     return "\n".join(lines)
@@ -333,6 +350,7 @@ def ratios(results: Sequence[Result]) -> list[dict[str, object]]:
             found.append({
                 "slide": slide, "ours": ours, "anchor": anchor,
                 "time_ours_over_anchor": a.best.wall_s / max(b.best.wall_s, 0.01),
+                "cpu_ours_over_anchor": a.best.cpu_s / max(b.best.cpu_s, 0.01),
                 "rss_ours_over_anchor": (a.best.peak_rss_mb / b.best.peak_rss_mb
                                          if anchor != COPY.name else None),
             })
@@ -340,12 +358,13 @@ def ratios(results: Sequence[Result]) -> list[dict[str, object]]:
 
 
 def ratio_lines(found: Sequence[dict[str, object]]) -> str:
-    lines = ["| slide | ours | anchor | time ours/anchor | peak RSS ours/anchor |",
-             "|---|---|---|---|---|"]
+    lines = ["| slide | ours | anchor | wall ours/anchor | CPU ours/anchor | "
+             "peak RSS ours/anchor |", "|---|---|---|---|---|---|"]
     for item in found:
         rss = item["rss_ours_over_anchor"]
         lines.append(f"| {item['slide']} | {item['ours']} | {item['anchor']} | "
                      f"{item['time_ours_over_anchor']:.2f} | "
+                     f"{item['cpu_ours_over_anchor']:.2f} | "
                      f"{'–' if rss is None else f'{rss:.2f}'} |")
     return "\n".join(lines)
 
@@ -358,6 +377,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", default="",
                         help="comma-separated substrings: run only cases whose name has one")
     parser.add_argument("--no-install", action="store_true", help="do not install tools")
+    parser.add_argument("--max-wait", type=float, default=20.0,
+                        help="seconds to wait at most before each run for other processes "
+                        "to use < 0.3 cores (0: do not wait)")
     return parser.parse_args(argv)
 
 
@@ -372,12 +394,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = datetime.now()
     try:
-        results = run_all(slides, cases, args.runs, work)
+        results = run_all(slides, cases, args.runs, work, args.max_wait)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     found = ratios(results)
-    report = (f"{table(results)}\n\nRatios (best wall time; < 1 means ours is faster or "
-              f"smaller):\n\n{ratio_lines(found)}\n")
+    report = (f"{table(results)}\n\nRatios (of the best run; < 1 means ours is faster or "
+              f"smaller; CPU = user + system time, less sensitive to other load on the "
+              f"machine than wall time):\n\n{ratio_lines(found)}\n")
     print(report)
     stamp = f"{started:%Y%m%d-%H%M%S}"
     payload = {

@@ -13,7 +13,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata as importlib_metadata
@@ -28,6 +27,7 @@ from dicomizer.metadata import merge
 from dicomizer.options import ConversionOptions
 from dicomizer.plan import LevelPlan, PyramidPlan, plan_pyramid
 from dicomizer.pyramid_builder import PyramidBuilder
+from dicomizer.tasks import PriorityPool
 from dicomizer.writer import FrameWriter
 from wsi.errors import Conflict, InvalidInput
 from wsi.readers import SlideReader, open_slide
@@ -102,7 +102,7 @@ def convert(
         subsampling = options.subsampling or (
             "444" if reader.properties.chroma_subsampled is False else "420")
         encoder = make_encoder(options.codec, options.quality, subsampling)
-        plan = plan_pyramid(reader.levels[0], options, encoder)
+        plan = plan_pyramid(reader.levels, options, encoder)
         associated = reader.associated_images() if options.include_associated else []
         names = [f"level-{level.index}.dcm" for level in plan.levels]
         names += [f"{image.kind}.dcm" for image in associated]
@@ -182,8 +182,8 @@ class _Job:
         self.done = 0
         self._instance_number = 0
 
-    def _frame_written(self) -> None:
-        self.done += 1
+    def _frames_written(self, count: int) -> None:
+        self.done += count
         if self._progress is not None:
             self._progress(self.done, self.total)
 
@@ -217,18 +217,19 @@ class _Job:
         )
 
     def write_pyramid(self) -> list[LevelSummary]:
-        """Write every level in one pass over the base level."""
+        """Write every level, in one pass over each source level used."""
         specs = [self._spec(level) for level in self.plan.levels]
         writers: list[FrameWriter] = []
         try:
             for level, spec in zip(self.plan.levels, specs, strict=True):
                 path = self.staging / f"level-{level.index}.dcm"
                 writers.append(FrameWriter(path, build_dataset(self.context, spec), level.frames))
-            with ThreadPoolExecutor(self.options.workers, "dicomizer") as pool:
+            with PriorityPool(self.options.workers, "dicomizer") as pool:
                 sinks = [OrderedFrameSink(pool, w, _PENDING_ROWS * level.tiles_across,
-                                          self._frame_written)
+                                          self._frames_written)
                          for w, level in zip(writers, self.plan.levels, strict=True)]
-                PyramidBuilder(self.reader, self.plan, self.encoder.encode, sinks, pool).run()
+                PyramidBuilder(self.reader, self.plan, self.encoder.encode, sinks, pool,
+                               self.options.workers).run()
             for writer in writers:
                 writer.close()
         except BaseException:

@@ -18,8 +18,9 @@ class ConversionOptions:
     reader: str | None = None
     """Reader name (``tiff``, ``openslide``) or ``None`` to pick the best one."""
     tile_size: int | None = None
-    """Output tile size; ``None``: the source tile size where the base level can be passed
-    through, else :data:`DEFAULT_TILE_SIZE`."""
+    """Output tile size; ``None``: the source tile size where the base level stores square
+    frame-ready JPEG tiles (whether passed through or re-encoded), else
+    :data:`DEFAULT_TILE_SIZE`."""
     codec: CodecName = "jpeg"
     quality: int = 90
     subsampling: str | None = None

@@ -1,15 +1,22 @@
 """Which levels are written, how big, and which ones pass the source tiles through.
 
-The base level passes the stored tiles through when the source stores frame-ready JPEG
-tiles, the requested codec is JPEG, re-encoding is not forced and the output tile size equals
-the stored one (by default the source tile size is then chosen). Every lower level is built
-from the level above by a box filter of ``downsample_factor`` and encoded, down to the first
-level that fits in one tile.
+The output pyramid runs from the base level down by ``downsample_factor`` to the first level
+that fits in one tile. A level passes the stored tiles of a source level through when the
+source stores frame-ready JPEG tiles of the output tile size, the requested codec is JPEG and
+re-encoding is not forced (by default the output keeps the tile size of a source that stores
+square JPEG tiles, passed through or not; else it is 256): the base level,
+and every lower source level whose size is the base size divided by that level's downsample
+(rounded either way), as the 4x and 16x levels of an Aperio SVS. Every other level is
+generated from the level above it and encoded.
+
+The levels form *segments*: a level read from a source level, then the levels generated from
+it, each from the one above; the builder makes one pass over the source level per segment.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dicomizer.encoders import Encoder
@@ -26,7 +33,10 @@ class LevelPlan:
     height: int
     tile: int
     passthrough: StoredTiles | None
-    """The stored-tile description when the base level's tiles are copied unchanged."""
+    """The stored-tile description when the source level's tiles are copied unchanged."""
+    source: int | None = None
+    """The source (reader) level this level is read from; ``None``: generated from the
+    level above."""
 
     @property
     def tiles_across(self) -> int:
@@ -57,27 +67,58 @@ class PyramidPlan:
         """True if the base level copies the source tiles."""
         return self.levels[0].passthrough is not None
 
+    def segments(self) -> list[tuple[LevelPlan, ...]]:
+        """The levels split before every level read from a source level."""
+        starts = [level.index for level in self.levels if level.source is not None]
+        ends = [*starts[1:], len(self.levels)]
+        return [self.levels[start:end] for start, end in zip(starts, ends, strict=True)]
 
-def passthrough_possible(base: Level, options: ConversionOptions, encoder: Encoder) -> bool:
-    """True if the base level's stored tiles can be copied into frames."""
+
+def passthrough_possible(level: Level, options: ConversionOptions, encoder: Encoder,
+                         tile: int | None = None) -> bool:
+    """True if the level's stored tiles can be copied into frames (of ``tile`` if given)."""
     return (
-        base.stored is not None
+        level.stored is not None
         and not options.force_reencode
         and encoder.name == "jpeg"
-        and base.tile_width == base.tile_height
-        and base.stored.transfer_syntax_uid == encoder.transfer_syntax_uid
-        and options.tile_size in (None, base.tile_width)
+        and level.tile_width == level.tile_height
+        and level.stored.transfer_syntax_uid == encoder.transfer_syntax_uid
+        and options.tile_size in (None, level.tile_width)
+        and tile in (None, level.tile_width)
     )
 
 
-def plan_pyramid(base: Level, options: ConversionOptions, encoder: Encoder) -> PyramidPlan:
-    """Plan the levels for a source whose base level is ``base``."""
+def _square_stored(level: Level) -> bool:
+    """True if the level stores square frame-ready tiles: their grid is then kept (also when
+    they are re-encoded, so every decoded tile row fills exactly one band)."""
+    return level.stored is not None and level.tile_width == level.tile_height
+
+
+def _matches(level: Level, base: Level, downsample: int) -> bool:
+    """True if ``level`` is ``base`` reduced by ``downsample``, its size rounded either way."""
+    return (level.width in (base.width // downsample, -(-base.width // downsample))
+            and level.height in (base.height // downsample, -(-base.height // downsample)))
+
+
+def plan_pyramid(source: Sequence[Level] | Level, options: ConversionOptions,
+                 encoder: Encoder) -> PyramidPlan:
+    """Plan the output levels for a source with these levels (base first)."""
+    stored = [source] if isinstance(source, Level) else list(source)
+    base = stored[0]
     passthrough = passthrough_possible(base, options, encoder)
-    tile = base.tile_width if passthrough else options.tile_size or DEFAULT_TILE_SIZE
+    tile = options.tile_size or (base.tile_width if _square_stored(base) else DEFAULT_TILE_SIZE)
     factor = options.downsample_factor
-    levels = [LevelPlan(0, base.width, base.height, tile, base.stored if passthrough else None)]
+    levels = [LevelPlan(0, base.width, base.height, tile, base.stored if passthrough else None,
+                        base.index)]
     while levels[-1].width > tile or levels[-1].height > tile:
-        above = levels[-1]
-        levels.append(LevelPlan(len(levels), math.ceil(above.width / factor),
-                                math.ceil(above.height / factor), tile, None))
+        above, index = levels[-1], len(levels)
+        match = next((level for level in stored[1:]
+                      if _matches(level, base, factor**index)
+                      and passthrough_possible(level, options, encoder, tile)), None)
+        if match is not None:
+            levels.append(LevelPlan(index, match.width, match.height, tile, match.stored,
+                                    match.index))
+        else:
+            levels.append(LevelPlan(index, math.ceil(above.width / factor),
+                                    math.ceil(above.height / factor), tile, None))
     return PyramidPlan(tuple(levels), tile, factor)

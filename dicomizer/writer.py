@@ -12,6 +12,7 @@ Memory bound: the header, a write buffer, and two 8-byte integers per frame.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +29,8 @@ _EMPTY_BASIC_OFFSET_TABLE = _ITEM + b"\x00\x00\x00\x00"
 _EOT_TAG = b"\xe0\x7f\x01\x00OV"
 _EOT_LENGTHS_TAG = b"\xe0\x7f\x02\x00OV"
 _OV_HEADER = 12  # tag, VR, two reserved bytes, 32-bit length
-_BUFFER = 8 * 1024 * 1024
+_BUFFER = 1024 * 1024
+_LENGTH = struct.Struct("<I")
 _RATIO_PLACEHOLDER = "9999999999.99999"
 """16 characters (the DS maximum) reserved for the compression ratio, back-patched."""
 
@@ -96,6 +98,29 @@ class FrameWriter:
         self._position += 8 + padded
         self.bytes_written += padded
         self._written += 1
+
+    def write_frames(self, frames: Sequence[bytes]) -> None:
+        """Append several frames, one fragment each, with one write."""
+        if self._written + len(frames) > self.number_of_frames:
+            raise ValueError(f"{self.path.name}: more than {self.number_of_frames} frames")
+        parts: list[bytes] = []
+        lengths = []
+        for frame in frames:
+            padded = len(frame) + (len(frame) & 1)
+            if padded > 0xFFFFFFFE:
+                raise ValueError("frame too large for one fragment")
+            parts += (_ITEM + _LENGTH.pack(padded), frame) if padded == len(frame) else \
+                (_ITEM + _LENGTH.pack(padded), frame, b"\x00")
+            lengths.append(padded)
+        self._fp.write(b"".join(parts))
+        sizes = np.array(lengths, dtype="<u8")
+        starts = self._position + np.cumsum(sizes + 8) - (sizes + 8)
+        end = self._written + len(frames)
+        self._offsets[self._written : end] = starts
+        self._lengths[self._written : end] = sizes
+        self._position += int(sizes.sum()) + 8 * len(frames)
+        self.bytes_written += int(sizes.sum())
+        self._written = end
 
     def close(self) -> None:
         """Finish the pixel data and back-patch the offset tables."""

@@ -3,7 +3,9 @@
 Like real Aperio files, the base level stores RGB samples in baseline JPEG (no colour
 transform, no JFIF/Adobe marker, component ids 0, 1, 2) as abbreviated streams whose
 quantisation and Huffman tables live once in the ``JPEGTables`` tag; the ImageDescription
-starts with ``Aperio`` and carries ``MPP`` and ``AppMag``. A thumbnail page follows.
+starts with ``Aperio`` and carries ``MPP`` and ``AppMag``. A thumbnail page follows, then
+(with ``levels``) reduced pyramid levels as Aperio stores them (e.g. downsample 4 and 16,
+each ``floor(size / downsample)``, tiled like the base, with their own JPEGTables).
 
 The texture is the tissue-like texture of :mod:`samples.wsi_level`. For large benchmark
 slides (``--reuse N``) only N distinct tiles are rendered and encoded and then written over
@@ -87,30 +89,16 @@ def write_synthetic_svs(
     mpp: float = 0.25,
     seed: int = 0,
     reuse: int | None = None,
+    levels: Sequence[int] = (),
 ) -> Path:
     """Write an Aperio-like SVS of ``width`` x ``height`` pixels with ``tile`` tiles.
 
     With ``reuse`` set, only that many distinct tiles are rendered and cycled (fast, for
-    benchmarks); otherwise every tile shows its own part of the texture. Returns ``path``.
+    benchmarks); otherwise every tile shows its own part of the texture. ``levels`` are the
+    downsample factors of reduced levels to store after the thumbnail. Returns ``path``.
     """
     path = Path(path)
-    across, down = math.ceil(width / tile), math.ceil(height / tile)
-
-    def rendered(col: int, row: int) -> np.ndarray:
-        return render_tile(seed, width, height, row, col, tile)
-
-    tables = b""
-    if reuse:
-        pool = []
-        for i in range(reuse):
-            tables, abbreviated = abbreviate(encode_rgb_jpeg(rendered(i, i), quality))
-            pool.append(abbreviated)
-        tiles: Iterator[bytes] = itertools.islice(itertools.cycle(pool), across * down)
-    else:
-        encoded = [abbreviate(encode_rgb_jpeg(rendered(c, r), quality))
-                   for r in range(down) for c in range(across)]
-        tables = encoded[0][0]
-        tiles = iter(abbreviated for _, abbreviated in encoded)
+    tables, tiles = _level_tiles(seed, width, height, tile, quality, reuse, 1)
     description = (f"Aperio Image Library v12.0.15 synthetic\r\n{width}x{height} "
                    f"({tile}x{tile}) JPEG/RGB Q={quality}|AppMag = 20|MPP = {mpp}"
                    f"|ScanScope ID = SYNTHETIC")
@@ -129,7 +117,36 @@ def write_synthetic_svs(
                   metadata=None,
                   description=f"Aperio Image Library v12.0.15 synthetic\r\n{width}x{height}"
                   f" -> {thumb_w}x{thumb_h} - |AppMag = 20|MPP = {mpp}")
+        for downsample in levels:
+            level_w, level_h = max(1, width // downsample), max(1, height // downsample)
+            tables, tiles = _level_tiles(seed, level_w, level_h, tile, quality, reuse,
+                                         downsample)
+            tif.write(tiles, shape=(level_h, level_w, 3), dtype=np.uint8, tile=(tile, tile),
+                      compression="jpeg", compressionargs={"outcolorspace": "RGB"},
+                      photometric="rgb", jpegtables=tables, metadata=None,
+                      description=f"Aperio Image Library v12.0.15 synthetic\r\n{width}x"
+                      f"{height} ({tile}x{tile}) -> {level_w}x{level_h} JPEG/RGB Q={quality}")
     return path
+
+
+def _level_tiles(seed: int, width: int, height: int, tile: int, quality: int,
+                 reuse: int | None, downsample: int) -> tuple[bytes, Iterator[bytes]]:
+    """(JPEGTables, abbreviated tiles in row-major order) of one level."""
+    across, down = math.ceil(width / tile), math.ceil(height / tile)
+
+    def rendered(col: int, row: int) -> np.ndarray:
+        return render_tile(seed, width, height, row, col, tile, float(downsample))
+
+    tables = b""
+    if reuse:
+        pool = []
+        for i in range(min(reuse, across * down)):
+            tables, abbreviated = abbreviate(encode_rgb_jpeg(rendered(i, i), quality))
+            pool.append(abbreviated)
+        return tables, itertools.islice(itertools.cycle(pool), across * down)
+    encoded = [abbreviate(encode_rgb_jpeg(rendered(c, r), quality))
+               for r in range(down) for c in range(across)]
+    return encoded[0][0], iter(abbreviated for _, abbreviated in encoded)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,10 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", type=int, default=None,
                         help="render only N distinct tiles and repeat them (fast, for benchmarks)")
+    parser.add_argument("--levels", default="",
+                        help="downsample factors of reduced levels to store, as Aperio does, "
+                        "e.g. 4,16 (default: the base level only)")
     args = parser.parse_args(argv)
+    levels = [int(value) for value in args.levels.split(",") if value.strip()]
     path = write_synthetic_svs(args.output, args.width, args.height, tile=args.tile,
                                quality=args.quality, mpp=args.mpp, seed=args.seed,
-                               reuse=args.reuse)
+                               reuse=args.reuse, levels=levels)
     print(f"{path} {path.stat().st_size} bytes")
     return 0
 

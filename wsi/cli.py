@@ -258,7 +258,7 @@ def _dicomize_parser(sub: Any) -> None:
                     "keeping files; the same convert-then-store path as uploads")
     dz.add_argument("--reader", choices=["tiff", "openslide"], help="force a reader")
     dz.add_argument("--tile-size", type=int, help="output tile size (default: the source "
-                    "tile size when its tiles can be passed through, else 256)")
+                    "tile size when it stores square JPEG tiles, else 256)")
     dz.add_argument("--codec", choices=CODEC_NAMES, default="jpeg",
                     help="codec of re-encoded tiles (default jpeg)")
     dz.add_argument("--quality", type=int, default=90,

@@ -72,7 +72,7 @@ def test_failure_during_writing_removes_the_staging_folder(
     def broken(*args: object) -> None:
         raise InvalidInput("decoder exploded")
 
-    monkeypatch.setattr(pyramid_builder, "_decode_jpeg", broken)
+    monkeypatch.setattr(pyramid_builder, "decode_tiles_into", broken)
     parent = tmp_path / "out"
     parent.mkdir()
 

@@ -51,3 +51,22 @@ def test_missing_frames_are_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="1 of 2 frames"):
         writer.close()
+
+
+def test_batched_frames_are_written_like_single_ones(tmp_path: Path) -> None:
+    frames = [b"\xff\xd8odd\xff\xd9", b"\xff\xd8even!!\xff\xd9", b"x" * 10, b"y" * 7]
+
+    with FrameWriter(tmp_path / "single.dcm", header(4), 4) as writer:
+        for frame in frames:
+            writer.write_frame(frame)
+    with FrameWriter(tmp_path / "batched.dcm", header(4), 4) as writer:
+        writer.write_frames(frames[:1])
+        writer.write_frames(frames[1:])
+        with pytest.raises(ValueError, match="more than 4 frames"):
+            writer.write_frames([b"z"])
+
+    single, batched = (pydicom.dcmread(tmp_path / name) for name in ("single.dcm",
+                                                                     "batched.dcm"))
+    assert batched.ExtendedOffsetTable == single.ExtendedOffsetTable
+    assert batched.ExtendedOffsetTableLengths == single.ExtendedOffsetTableLengths
+    assert batched.PixelData == single.PixelData

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ _LOSSY_METHODS = {6: "ISO_10918_1", 7: "ISO_10918_1", 33003: "ISO_15444_1",
 _PHOTOMETRIC_RGB = 2
 _PHOTOMETRIC_YCBCR = 6
 _MAX_PROPERTY = 4096
+_MAX_RUN = 1024
+"""Tiles read with one positioned read, at most."""
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,32 @@ class TiffReader(SlideReader):
         if access.prefix is None:
             return super().read_tile(level, col, row)
         return self._splice(access, row * access.segments_across + col)
+
+    def read_tiles(self, level: int, positions: Sequence[tuple[int, int]]) -> Iterator[bytes]:
+        """Stored tiles as :meth:`read_tile` gives them; tiles that lie back to back in the
+        file (as a tile row usually does) are read with one positioned read."""
+        access = self._pages[level]
+        if access.prefix is None:
+            yield from super().read_tiles(level, positions)
+            return
+        indices = [row * access.segments_across + col for col, row in positions]
+        offsets, counts = access.offsets, access.counts
+        start = 0
+        while start < len(indices):
+            end = start + 1
+            while end < len(indices) and end - start < _MAX_RUN:
+                previous = indices[end - 1]
+                if offsets[indices[end]] != offsets[previous] + counts[previous]:
+                    break
+                end += 1
+            first, last = offsets[indices[start]], indices[end - 1]
+            data = memoryview(self._read(first, offsets[last] + counts[last] - first))
+            for index in indices[start:end]:
+                at = offsets[index] - first
+                if data[at : at + 2] != b"\xff\xd8":
+                    raise InvalidInput(f"{self.path.name}: tile {index} is not a JPEG stream")
+                yield access.prefix + data[at + 2 : at + counts[index]]
+            start = end
 
     def read_region(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
         """Decode the segments overlapping the region and paste them together."""
