@@ -49,6 +49,7 @@ from vs_orthanc.common import (  # noqa: E402
     REPO,
     RESULTS_DIR,
     log,
+    save_run,
 )
 from vs_orthanc.data import make_ct_series, make_ct_studies, make_wsi_level, wsi_info  # noqa: E402
 from vs_orthanc.frames import bench_frames, check_frames, orthanc_series_id  # noqa: E402
@@ -214,14 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch.close()
         for server in servers:
             stop(server)
-        results["seconds"] = time.monotonic() - started
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = RESULTS_DIR / f"dicomweb_vs_orthanc-{datetime.now():%Y%m%d-%H%M%S}.json"
-        out.write_text(json.dumps(results, indent=2, default=str))
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        out = save_run("dicomweb_vs_orthanc", results, work, args.keep, started)
     print_report(results, out)
     return 0
 

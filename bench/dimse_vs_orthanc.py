@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the vs_orthanc packa
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # samples/
 
 from vs_orthanc.client import Client, Server  # noqa: E402
-from vs_orthanc.common import DEBIAN_PACKAGES, REPO, RESULTS_DIR, log  # noqa: E402
+from vs_orthanc.common import DEBIAN_PACKAGES, REPO, log, save_run  # noqa: E402
 from vs_orthanc.data import make_ct_series, make_ct_studies  # noqa: E402
 from vs_orthanc.report import _fmt, _ratio  # noqa: E402
 from vs_orthanc.servers import (  # noqa: E402
@@ -406,14 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for server in servers:
             stop(server)
-        results["seconds"] = time.monotonic() - started
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = RESULTS_DIR / f"dimse_vs_orthanc-{datetime.now():%Y%m%d-%H%M%S}.json"
-        out.write_text(json.dumps(results, indent=2, default=str))
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        out = save_run("dimse_vs_orthanc", results, work, args.keep, started)
     print_report(results, out)
     return 0
 

@@ -50,7 +50,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # samples/
 
 import vs_orthanc.frames as frames_mod  # noqa: E402
 from vs_orthanc.client import Client, Server, stow  # noqa: E402
-from vs_orthanc.common import MIB, REPO, RESULTS_DIR, log  # noqa: E402
+from vs_orthanc.common import MIB, REPO, RESULTS_DIR, log, save_run  # noqa: E402
 from vs_orthanc.data import (  # noqa: E402
     _parallel_encoded_tiles,
     make_wsi_level,
@@ -452,14 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch.close()
         for server in servers:
             stop(server)
-        results["seconds"] = time.monotonic() - started
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = RESULTS_DIR / f"tiles_vs_orthanc-{datetime.now():%Y%m%d-%H%M%S}.json"
-        out.write_text(json.dumps(results, indent=2, default=str))
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        out = save_run("tiles_vs_orthanc", results, work, args.keep, started)
     print_report(results, out)
     return 0
 

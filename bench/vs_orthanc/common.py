@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -22,3 +25,16 @@ RSS_LIMIT_BYTES = 8 * 1024**3
 def log(message: str) -> None:
     """Progress output on stderr, with a timestamp."""
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def save_run(prefix: str, results: dict, work: Path, keep: bool, started: float) -> Path:
+    """Finish a benchmark run: write its JSON result and remove (or keep) its work folder."""
+    results["seconds"] = time.monotonic() - started
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    if keep:
+        log(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
