@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select
@@ -20,9 +18,10 @@ from archive.index.database import open_engine
 from archive.index.schema import instances, series, studies
 from archive.index.writer import delete_instances
 from archive.ingest import Ingester, StoredInstance
+from archive.lru import Lru
 from archive.pixels import header_value, pixel_description
 from archive.query import FindResult, Query
-from archive.slide_images import SlideImages
+from archive.slide_images import SlideImages, StoredTile
 from archive.slides import Slide, SlideCache, build_slide
 from archive.storage import StagedFile, Storage
 from wsi.codecs import PixelDescription, decode_frame
@@ -56,6 +55,7 @@ class InstanceRecord:
 
 
 _RECORD_CACHE_SIZE = 4096
+_UNKNOWN: Any = object()
 
 _RECORD_COLUMNS = (
     instances.c.pk,
@@ -81,10 +81,9 @@ class Archive:
         self._ingester = Ingester(
             self.storage, self.engine, settings.on_conflict, settings.bulkdata_threshold
         )
-        self._frame_tables = lru_cache(maxsize=256)(self._load_frame_table)
+        self._frame_tables: Lru[tuple[int, str], FrameTable | None] = Lru(256)
         # Retrieval of one instance (a tile request) must not cost an index query each time.
-        self._records: OrderedDict[tuple[str, str, str], InstanceRecord] = OrderedDict()
-        self._records_lock = threading.Lock()
+        self._records: Lru[tuple[str, str, str], InstanceRecord] = Lru(_RECORD_CACHE_SIZE)
         # Slides (pyramid models) are built from stored metadata on first use; see slides.py.
         self._slides = SlideCache()
         self.images = SlideImages(self.read_frames)
@@ -178,21 +177,14 @@ class Archive:
     def instance(self, study_uid: str, series_uid: str, sop_uid: str) -> InstanceRecord:
         """One instance by its full address, from a small cache of recent lookups."""
         key = (study_uid, series_uid, sop_uid)
-        with self._records_lock:
-            record = self._records.get(key)
-            if record is not None:
-                self._records.move_to_end(key)
-                return record
-        (record,) = self.instances(study_uid, series_uid, sop_uid)
-        with self._records_lock:
-            self._records[key] = record
-            if len(self._records) > _RECORD_CACHE_SIZE:
-                self._records.popitem(last=False)
+        record = self._records.get(key, None)
+        if record is None:
+            (record,) = self.instances(study_uid, series_uid, sop_uid)
+            self._records.put(key, record)
         return record
 
     def _forget_records(self) -> None:
-        with self._records_lock:
-            self._records.clear()
+        self._records.clear()
 
     def metadata(self, records: list[InstanceRecord]) -> Iterator[str]:
         """The stored DICOM JSON text of each record (bulk data URIs still placeholders)."""
@@ -215,7 +207,11 @@ class Archive:
 
     def frame_table(self, record: InstanceRecord) -> FrameTable:
         """The frame positions of an instance; InvalidInput if it has no pixel data."""
-        table = self._frame_tables(record.pk, record.sha256)
+        key = (record.pk, record.sha256)
+        table = self._frame_tables.get(key, _UNKNOWN)
+        if table is _UNKNOWN:
+            table = self._load_frame_table(*key)
+            self._frame_tables.put(key, table)
         if table is None:
             raise InvalidInput(f"instance {record.sop_instance_uid} has no frames")
         return table
@@ -301,6 +297,19 @@ class Archive:
             lambda: self._series_signature(series_uid),
             lambda: self._build_slide(series_uid),
         )
+
+    def stored_tile(self, series_uid: str, level: int, col: int, row: int) -> StoredTile | None:
+        """Where a passthrough tile's bytes are, answered from memory only (no index query,
+        no file access): None unless the slide and the frame table are cached and fresh, so
+        an event loop may call it; everything else goes through :attr:`images`."""
+        slide = self._slides.peek(series_uid)
+        if slide is None:
+            return None
+        return self.images.stored_tile(slide, level, col, row, self._cached_frame_table)
+
+    def _cached_frame_table(self, record: InstanceRecord) -> FrameTable | None:
+        table = self._frame_tables.get((record.pk, record.sha256), None)
+        return table if isinstance(table, FrameTable) else None
 
     def series_facts(self, series_uid: str) -> list[InstanceFacts]:
         """The pyramid facts of each image instance of a series (from stored metadata)."""

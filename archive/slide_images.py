@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,7 +26,8 @@ from archive.slides import Slide
 from wsi import imaging
 from wsi.browser_jpeg import for_browser
 from wsi.codecs import JPEG_BASELINE
-from wsi.errors import InvalidInput, NotFound
+from wsi.dicom.encapsulation import FrameTable
+from wsi.errors import InvalidInput, NotFound, WsiArchiveError
 from wsi.iiif import ImageRequest, plan
 from wsi.imaging import MEDIA_TYPES, OutputFormat
 from wsi.pyramid import FrameRef, InstanceFacts, Level, Pyramid, build_pyramids
@@ -47,6 +49,21 @@ class EncodedImage:
 
     data: bytes
     media_type: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class StoredTile:
+    """Where the bytes of a tile are that a browser may get as stored (after
+    :func:`wsi.browser_jpeg.for_browser`), and the entity tag :meth:`SlideImages.tile` gives."""
+
+    path: Path
+    content_hash: str
+    """The instance file's SHA-256: a file at ``path`` with another hash is another file."""
+    file_size: int
+    offset: int
+    length: int
+    photometric_interpretation: str
     etag: str
 
 
@@ -114,6 +131,34 @@ class SlideImages:
                 f"blank-{size.width}x{size.height}-{fmt}",
             )
         return self._frame_image(slide, ref, fmt)
+
+    def stored_tile(
+        self, slide: Slide, level: int, col: int, row: int,
+        frame_table: Callable[[InstanceRecord], FrameTable | None],
+    ) -> StoredTile | None:
+        """The stored JPEG frame behind a default-plane, default-path tile, if it is known
+        without any I/O (``frame_table`` returns only cached tables); None in every other
+        case (outside the grid, a sparse gap, another codec, a fragmented frame, not cached).
+        """
+        try:
+            ref = slide.pyramid.locate(level, col, row)
+        except WsiArchiveError:
+            return None
+        if ref is None:
+            return None
+        facts = slide.facts[ref.sop_instance_uid]
+        if facts.transfer_syntax_uid not in _PASSTHROUGH_SYNTAXES:
+            return None
+        record = slide.records[ref.sop_instance_uid]
+        table = frame_table(record)
+        if table is None or table.fragmented or ref.frame_number > len(table):
+            return None
+        offset, length = table.span(ref.frame_number - 1)
+        return StoredTile(
+            record.path, record.sha256, record.file_size, offset, length,
+            facts.photometric_interpretation,
+            self._frame_etag(slide, ref, "jpeg"),
+        )
 
     def _frame_etag(self, slide: Slide, ref: FrameRef, fmt: str) -> str:
         return f"{slide.records[ref.sop_instance_uid].sha256[:24]}-{ref.frame_number}-{fmt}"

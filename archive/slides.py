@@ -349,6 +349,15 @@ class SlideCache:
                 self._entries.popitem(last=False)
         return slide
 
+    def peek(self, series_uid: str) -> Slide | None:
+        """The cached slide if it needs no revalidation now, else None; never queries."""
+        with self._lock:
+            entry = self._entries.get(series_uid)
+            if entry is None or time.monotonic() - entry.checked >= self._recheck:
+                return None
+            self._entries.move_to_end(series_uid)
+            return entry.slide
+
     def forget(self, series_uid: str) -> None:
         """Drop a series (after an ingest into it or a delete from it)."""
         with self._lock:

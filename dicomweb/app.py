@@ -17,6 +17,7 @@ from dicomweb.routes.manage import delete_instance, delete_series, delete_study,
 from dicomweb.routes.stow import store_instances
 from dicomweb.routes.viewer import DEFAULT_VIEWER_DIR, viewer_routes
 from dicomweb.services import Services
+from dicomweb.tile_fast_path import TileFastPath
 from dicomweb.urls import DICOMWEB_PREFIX
 
 EXPOSED_HEADERS = [
@@ -72,3 +73,14 @@ def create_app(
             services.archive.close,
         ],
     )
+
+
+def create_asgi_app(
+    services: Services,
+    on_startup: Sequence[Callable[[], Any]] = (),
+    on_shutdown: Sequence[Callable[[], Any]] = (),
+    viewer_dir: Path = DEFAULT_VIEWER_DIR,
+) -> TileFastPath:
+    """The application as served: the Litestar app behind the tile fast path."""
+    app = create_app(services, on_startup, on_shutdown, viewer_dir)
+    return TileFastPath(app, services, app.cors_config or CORSConfig())

@@ -31,11 +31,19 @@ def output_format(request: Request) -> OutputFormat:
         if asked.lower() not in _ALIASES:
             raise InvalidInput(f"format must be jpeg, png or webp, not {asked!r}")
         return _ALIASES[asked.lower()]
-    ranges = parse_accept(request.headers.get("accept"))
+    fmt = accepted_format(request.headers.get("accept"))
+    if fmt is None:
+        raise NotAcceptable("images are available as image/jpeg, image/png and image/webp")
+    return fmt
+
+
+def accepted_format(accept: str | None) -> OutputFormat | None:
+    """JPEG whenever ``accept`` allows it, else PNG or WebP, else None."""
+    ranges = parse_accept(accept)
     for fmt in ("jpeg", "png", "webp"):
         if any(r.matches(MEDIA_TYPES[fmt]) for r in ranges):
             return fmt  # type: ignore[return-value]
-    raise NotAcceptable("images are available as image/jpeg, image/png and image/webp")
+    return None
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

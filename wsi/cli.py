@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Start the HTTP (DICOMweb) service."""
     import uvicorn
 
-    from dicomweb.app import create_app
+    from dicomweb.app import create_asgi_app
     from dicomweb.blocking import Blocking
     from dicomweb.jobs import ConversionJobs
     from dicomweb.services import Services
@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           keep_failed_uploads=settings.keep_failed_uploads)
     services = Services(settings, archive, Blocking(settings.worker_threads), jobs)
     on_startup, on_shutdown = _dimse_hooks(settings, archive)
-    app = create_app(services, on_startup=on_startup, on_shutdown=on_shutdown)
+    app = create_asgi_app(services, on_startup=on_startup, on_shutdown=on_shutdown)
     log.info("serving DICOMweb on http://%s:%d/dicom-web, data in %s",
              settings.host, settings.port, settings.data_dir)
     uvicorn.run(app, host=settings.host, port=settings.port,
