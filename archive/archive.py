@@ -24,8 +24,10 @@ from archive.query import FindResult, Query
 from archive.slide_images import SlideImages, StoredTile
 from archive.slides import Slide, SlideCache, build_slide
 from archive.storage import StagedFile, Storage
+from archive.transcoding import explicit_vr_little_endian
 from wsi.codecs import PixelDescription, decode_frame
 from wsi.dicom.encapsulation import FrameTable
+from wsi.dicom.part10 import read_header
 from wsi.errors import InvalidInput, NotFound
 from wsi.pyramid import InstanceFacts
 from wsi.settings import Settings
@@ -230,6 +232,15 @@ class Archive:
                 yield table.read_frame(fd, n - 1)
         finally:
             os.close(fd)
+
+    def decompressed(self, record: InstanceRecord) -> Iterator[bytes]:
+        """The instance as an Explicit VR Little Endian Part 10 file, in pieces of about one
+        frame (see :mod:`archive.transcoding`); Unsupported if it cannot be decoded."""
+        header = read_header(record.path)
+        frames: Iterator[bytes] = iter(())
+        if header.pixel_data is not None:
+            frames = self.read_frames(record, list(range(1, len(self.frame_table(record)) + 1)))
+        return explicit_vr_little_endian(header, frames)
 
     def pixel_description(self, record: InstanceRecord) -> PixelDescription:
         """How to interpret the instance's decoded frames."""

@@ -94,9 +94,10 @@ def decode_frame(data: bytes, transfer_syntax_uid: str, pixels: PixelDescription
         raw = _rle_decode_frame(
             data, pixels.rows, pixels.columns, pixels.samples_per_pixel, pixels.bits_allocated
         )
-        # pydicom's RLE decoder yields planar, big-endian-segment-ordered bytes per sample.
+        # pydicom's RLE decoder yields planar (PlanarConfiguration 1) little-endian samples:
+        # it has already reordered the most-significant-byte-first segments (PS3.5 G.2).
         return decode_frame(
-            _rle_to_little_endian(raw, pixels),
+            bytes(raw),
             EXPLICIT_VR_LE,
             PixelDescription(
                 pixels.rows, pixels.columns, pixels.samples_per_pixel,
@@ -107,18 +108,6 @@ def decode_frame(data: bytes, transfer_syntax_uid: str, pixels: PixelDescription
     if codec is None or codec.decode is None:
         raise Unsupported(f"cannot decode frames in transfer syntax {transfer_syntax_uid}")
     return codec.decode(data)
-
-
-def _rle_to_little_endian(raw: bytearray, pixels: PixelDescription) -> bytes:
-    bytes_per_sample = pixels.bits_allocated // 8
-    if bytes_per_sample == 1:
-        return bytes(raw)
-    count = pixels.rows * pixels.columns
-    segments = np.frombuffer(bytes(raw), dtype=np.uint8).reshape(
-        pixels.samples_per_pixel, bytes_per_sample, count
-    )
-    # Segments are most significant byte first (PS3.5 G.2); reorder to little endian.
-    return segments[:, ::-1, :].transpose(0, 2, 1).tobytes()
 
 
 def _native_dtype(pixels: PixelDescription, big_endian: bool) -> np.dtype:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,13 @@ from litestar.response import Stream
 
 from archive.archive import InstanceRecord
 from archive.metadata import BULK_PLACEHOLDER
+from archive.transcoding import can_decompress
 from dicomweb import multipart
 from dicomweb.errors import NotAcceptable
 from dicomweb.media import parse_accept
 from dicomweb.services import Services
 from dicomweb.urls import dicomweb_base, instance_url, path_uids
+from wsi.codecs import EXPLICIT_VR_LE
 
 _CHUNK = 1024 * 1024
 DICOM_JSON = "application/dicom+json"
@@ -25,17 +28,36 @@ SERIES = STUDY + "/series/{series:str}"
 INSTANCE = SERIES + "/instances/{instance:str}"
 
 
-def _file_chunks(paths: list[Path], boundary: str, part_types: list[str]) -> Iterator[bytes]:
-    """The multipart body of whole files, in 1 MiB reads (bounded memory)."""
-    for path, part_type in zip(paths, part_types, strict=True):
-        with open(path, "rb") as fh:
-            first = multipart.part_head(boundary, part_type)
-            chunk = fh.read(_CHUNK - len(first))
-            yield first + chunk
-            while chunk := fh.read(_CHUNK):
-                yield chunk
-        yield multipart.part_tail()
-    yield multipart.closing(boundary)
+def _file_pieces(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def _chunks(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Pieces joined into chunks of about 1 MiB (each chunk is one worker-thread hop)."""
+    pending: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        pending.append(piece)
+        size += len(piece)
+        if size >= _CHUNK:
+            yield pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _parts_body(parts: list[tuple[str, Callable[[], Iterator[bytes]]]], boundary: str
+                ) -> Iterator[bytes]:
+    """The multipart body: each part's content streamed from its producer (bounded memory)."""
+    def pieces() -> Iterator[bytes]:
+        for part_type, produce in parts:
+            yield multipart.part_head(boundary, part_type)
+            yield from produce()
+            yield multipart.part_tail()
+        yield multipart.closing(boundary)
+    return _chunks(pieces())
 
 
 async def records_of(
@@ -47,11 +69,13 @@ async def records_of(
     return await services.blocking.run(services.archive.instances, st, se, sop)
 
 
-def _negotiate_instances(accept: str | None, records: list[InstanceRecord]) -> None:
-    """Check that stored instances can be sent as the client accepts (PS3.18 §8.7.3.5.2).
+def _negotiate_instances(accept: str | None, records: list[InstanceRecord]) -> list[bool]:
+    """Which instances to decompress so that the client accepts them all (PS3.18 §8.7.3.5.2).
 
-    Instances are sent in their stored transfer syntax: when Accept names no transfer syntax
-    this is what Orthanc does too, and it keeps retrieval a plain file stream.
+    ``transfer-syntax=*``, or no transfer syntax named, sends every instance as stored (what
+    Orthanc does too: retrieval stays a plain file stream); naming the stored syntax does the
+    same; naming Explicit VR Little Endian decompresses the instances stored otherwise
+    (:mod:`archive.transcoding`). Anything else is a 406.
     """
     stored = {r.transfer_syntax_uid for r in records}
     for media in parse_accept(accept):
@@ -61,10 +85,14 @@ def _negotiate_instances(accept: str | None, records: list[InstanceRecord]) -> N
         ) or media.type == "application/dicom":
             wanted = media.params.get("transfer-syntax", "*")
             if wanted == "*" or stored == {wanted}:
-                return
+                return [False] * len(records)
+            if wanted == EXPLICIT_VR_LE and all(
+                    ts == EXPLICIT_VR_LE or can_decompress(ts) for ts in stored):
+                return [r.transfer_syntax_uid != EXPLICIT_VR_LE for r in records]
     raise NotAcceptable(
-        "instances are available only as multipart/related; type=\"application/dicom\" in "
-        f"their stored transfer syntax ({', '.join(sorted(stored))})"
+        "instances are available as multipart/related; type=\"application/dicom\" in their "
+        f"stored transfer syntax ({', '.join(sorted(stored))}) or, where they can be decoded, "
+        f"in Explicit VR Little Endian ({EXPLICIT_VR_LE})"
     )
 
 
@@ -73,12 +101,19 @@ async def _retrieve(
     series: str | None = None, instance: str | None = None,
 ) -> Stream:
     records = await records_of(services, study, series, instance)
-    _negotiate_instances(request.headers.get("accept"), records)
+    decompress = _negotiate_instances(request.headers.get("accept"), records)
+    archive = services.archive
+    parts: list[tuple[str, Callable[[], Iterator[bytes]]]] = []
+    for record, unpack in zip(records, decompress, strict=True):
+        if unpack:
+            parts.append((f"application/dicom; transfer-syntax={EXPLICIT_VR_LE}",
+                          functools.partial(archive.decompressed, record)))
+        else:
+            parts.append((f"application/dicom; transfer-syntax={record.transfer_syntax_uid}",
+                          functools.partial(_file_pieces, record.path)))
     boundary = multipart.new_boundary()
-    part_types = [f"application/dicom; transfer-syntax={r.transfer_syntax_uid}" for r in records]
-    body = _file_chunks([r.path for r in records], boundary, part_types)
     return Stream(
-        services.blocking.iterate(body),
+        services.blocking.iterate(_parts_body(parts, boundary)),
         media_type=multipart.content_type_header(boundary, "application/dicom"),
         headers={"Content-Disposition": "inline"},
     )
