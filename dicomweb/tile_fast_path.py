@@ -5,8 +5,8 @@ Why it exists: a viewer asks for hundreds of tiles per screen. Through Litestar 
 building) plus a worker-thread hop, which caps one process near 1,000 tiles/s. This ASGI
 wrapper in front of the Litestar app answers the common case itself:
 
-- ``GET /wsi/series/{uid}/tiles/{level}/{col}/{row}`` with no query string (default focal
-  plane and optical path) and an Accept that allows ``image/jpeg``;
+- ``GET /wsi/series/{uid}/tiles/{level}/{col}/{row}`` with no query but the slide version
+  ``v`` (so the default focal plane and optical path) and an Accept allowing ``image/jpeg``;
 - the slide and its frame table are cached (:meth:`Archive.stored_tile` answers from memory);
 - the frame's bytes are in the page cache: ``preadv2`` with ``RWF_NOWAIT`` (Linux >= 4.14)
   copies them without blocking, or fails with EAGAIN when it would have to wait for the disk;
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 _TILE_PATH = re.compile(
     re.escape(WSI_PREFIX) + r"/([0-9.]{1,64})/tiles/(\d{1,3})/(\d{1,7})/(\d{1,7})"
 )
+# The descriptor's tile URLs carry the slide version (``?v=``) to bust browser caches after
+# an ingest; any other parameter (z, path, format) is for the Litestar route.
+_PLAIN_QUERY = re.compile(rb"(v=[0-9A-Za-z._-]{1,64})?")
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 _MAX_REMEMBERED_HEADERS = 64
 
@@ -144,7 +147,7 @@ class TileFastPath:
             self._enabled
             and scope["type"] == "http"
             and scope["method"] == "GET"  # type: ignore[typeddict-item]
-            and not scope["query_string"]
+            and _PLAIN_QUERY.fullmatch(scope["query_string"])
         ):
             match = _TILE_PATH.fullmatch(scope["path"])
             if match is not None and await self._answer(match, cast(HTTPScope, scope), send):

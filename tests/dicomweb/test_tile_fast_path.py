@@ -116,7 +116,8 @@ def test_cached_tiles_are_answered_without_litestar_and_identically(stack: Harne
 
     for col, row in [(0, 0), (1, 0), (2, 0), (0, 1), (2, 1)]:
         status, headers, body = h.get(f"/wsi/series/{series}/tiles/0/{col}/{row}",
-                                    accept="image/webp,image/*,*/*;q=0.8")
+                                      "v=5b6c9278507881ad" if col else "",
+                                      accept="image/webp,image/*,*/*;q=0.8")
         assert status == 200
         assert body == frames[row * 3 + col]
         slow = h.get(f"/wsi/series/{series}/tiles/0/{col}/{row}", "format=jpeg")
@@ -170,6 +171,7 @@ def test_aperio_rgb_frames_get_their_marker_on_the_fast_path(stack: Harness,
     ("/wsi/series/{s}/tiles/7/0/0", "", {}),  # no such level
     ("/wsi/series/{s}/tiles/0/0/0", "", {"accept": "image/png"}),
     ("/wsi/series/{s}/tiles/0/0/0", "z=0", {}),
+    ("/wsi/series/{s}/tiles/0/0/0", "v=1&path=1", {}),
     ("/wsi/series/1.2.3.4/tiles/0/0/0", "", {}),  # unknown series
 ])
 def test_everything_else_goes_to_litestar(stack: Harness, path: str, query: str,
