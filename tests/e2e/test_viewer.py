@@ -187,6 +187,34 @@ def test_slide_page_draws_tiles_zooms_and_restores_the_view(
     assert center == pytest.approx([2048, 1536], abs=2)
 
 
+def test_view_buttons_zoom_and_fit_without_loading_button_images(
+    server: Server, page: Any, slide: dict[str, str]
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{server.url}/viewer/slide.html?series={slide['series']}")
+    _wait_loaded(page)
+    zoom = "wsi.viewer.viewport.getZoom(true)"
+    home = page.evaluate(zoom)
+
+    page.click("#zoom-in")
+    _wait_loaded(page)
+    zoomed_in = page.evaluate(zoom)
+    page.click("#zoom-out")
+    page.click("#zoom-out")
+    _wait_loaded(page)
+    zoomed_out = page.evaluate(zoom)
+    page.click("#zoom-in")
+    page.click("#zoom-in")
+    page.click("#home")
+    _wait_loaded(page)
+
+    assert zoomed_in == pytest.approx(home * 1.5, rel=0.01)
+    assert zoomed_out < zoomed_in
+    assert page.evaluate(zoom) == pytest.approx(home, rel=0.01)
+    assert not [u for u in requested if "/openseadragon/images/" in u]
+
+
 def test_slide_page_from_the_iiif_service(server: Server, page: Any, slide: dict[str, str]
                                           ) -> None:
     requests: list[tuple[str, int]] = []

@@ -8,16 +8,31 @@ import { ScaleBar } from "./scalebar.js";
 const params = new URLSearchParams(location.search);
 const seriesUid = params.get("series");
 const useIiif = params.get("source") === "iiif";
-const errorBox = document.getElementById("error");
 
 /** Test and debugging hooks: what was loaded and drawn, by pyramid level (0 = full size). */
 const state = { ready: false, descriptor: null, viewer: null, loaded: {}, drawn: {} };
 window.wsi = state;
 
 function showError(message) {
+  const errorBox = document.getElementById("error");
   errorBox.textContent = message;
   errorBox.hidden = false;
 }
+
+/** Resolves once the page is parsed (this module is loaded async, it may run before). */
+const domReady = new Promise((resolve) => {
+  if (document.readyState !== "loading") resolve();
+  else document.addEventListener("DOMContentLoaded", () => resolve(), { once: true });
+});
+
+/** Resolves once OpenSeadragon's (deferred) script has run, or the page has loaded without. */
+const openSeadragonReady = new Promise((resolve) => {
+  if (typeof OpenSeadragon !== "undefined" || document.readyState === "complete") resolve();
+  else {
+    document.getElementById("openseadragon")?.addEventListener("load", () => resolve());
+    window.addEventListener("load", () => resolve(), { once: true });
+  }
+});
 
 /** An OpenSeadragon tile source over /wsi/series/{uid}/tiles: the stored levels exactly. */
 function tileSource(desc, plane, path) {
@@ -139,7 +154,27 @@ function setupSwitch(controlId, selectId, options, selected, onChange) {
   select.addEventListener("change", () => onChange(select.value));
 }
 
+/** The topbar's zoom, fit and full-screen buttons (in place of OpenSeadragon's image buttons,
+ *  whose 16 PNGs would compete with the first tiles for the browser's six connections). */
+function wireViewButtons(viewer) {
+  const zoom = (factor) => {
+    viewer.viewport.zoomBy(factor);
+    viewer.viewport.applyConstraints();
+  };
+  document.getElementById("zoom-in").addEventListener("click", () => zoom(1.5));
+  document.getElementById("zoom-out").addEventListener("click", () => zoom(1 / 1.5));
+  document.getElementById("home").addEventListener("click", () => viewer.viewport.goHome());
+  document.getElementById("full-screen").addEventListener(
+    "click", () => viewer.setFullScreen(!viewer.isFullScreen()));
+}
+
 async function main() {
+  // The descriptor is asked for first, while OpenSeadragon's script is still loading.
+  const described = seriesUid
+    ? getJson(`/wsi/series/${encodeURIComponent(seriesUid)}`).then(
+      (value) => ({ value }), (error) => ({ error }))
+    : null;
+  await domReady;
   for (const link of document.querySelectorAll("a[data-keep-api]")) {
     link.href = pageUrl(link.getAttribute("href"));
   }
@@ -147,14 +182,13 @@ async function main() {
     showError("No slide given: open a slide from the list (slide.html?series=UID).");
     return;
   }
+  await openSeadragonReady;
   if (typeof OpenSeadragon === "undefined") {
     showError("OpenSeadragon is not installed on this server: run `make viewer/node_modules`.");
     return;
   }
-  let desc;
-  try {
-    desc = await getJson(`/wsi/series/${encodeURIComponent(seriesUid)}`);
-  } catch (error) {
+  const { value: desc, error } = await described;
+  if (error) {
     showError(`Cannot open slide ${seriesUid}: ${error.message}`);
     return;
   }
@@ -176,6 +210,7 @@ async function main() {
     drawer: "canvas",
     crossOriginPolicy: "Anonymous",
     showNavigator: true,
+    showNavigationControl: false,
     navigatorPosition: "BOTTOM_RIGHT",
     navigatorAutoFade: false,
     autoHideControls: false,
@@ -195,6 +230,7 @@ async function main() {
     minPixelRatio: Math.SQRT1_2,
   });
   state.viewer = viewer;
+  wireViewButtons(viewer);
 
   const levelCount = desc.levels.length;
   const pyramidLevel = (tile) => {
