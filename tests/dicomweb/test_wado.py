@@ -245,7 +245,8 @@ def test_instances_not_acceptable_in_other_transfer_syntax(
     http: httpx.Client, wsi: pydicom.Dataset
 ) -> None:
     response = http.get(_instance_path(wsi), headers={  # JPEG-LS: no encoding on the fly
-        "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80'
+        "Accept": 'multipart/related; type="application/dicom"; '
+                  "transfer-syntax=1.2.840.10008.1.2.4.80"
     })
 
     assert response.status_code == 406
