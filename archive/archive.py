@@ -21,7 +21,7 @@ from archive.ingest import Ingester, StoredInstance
 from archive.lru import Lru
 from archive.pixels import header_value, pixel_description
 from archive.query import FindResult, Query
-from archive.slide_images import SlideImages, StoredTile
+from archive.slide_images import FrameSpan, SlideImages, StoredTile
 from archive.slides import Slide, SlideCache, build_slide
 from archive.storage import StagedFile, Storage
 from archive.transcoding import explicit_vr_little_endian
@@ -316,11 +316,21 @@ class Archive:
         slide = self._slides.peek(series_uid)
         if slide is None:
             return None
-        return self.images.stored_tile(slide, level, col, row, self._cached_frame_table)
+        return self.images.stored_tile(slide, level, col, row, self.cached_frame_span)
 
-    def _cached_frame_table(self, record: InstanceRecord) -> FrameTable | None:
+    def cached_instance(self, study_uid: str, series_uid: str, sop_uid: str
+                        ) -> InstanceRecord | None:
+        """:meth:`instance` if it is cached, else None; never queries the index."""
+        return self._records.get((study_uid, series_uid, sop_uid), None)
+
+    def cached_frame_span(self, record: InstanceRecord, number: int) -> FrameSpan | None:
+        """Where frame ``number`` (1-based) lies, if the frame table is cached and the frame
+        is one contiguous span; else None. Never touches the index or the file."""
         table = self._frame_tables.get((record.pk, record.sha256), None)
-        return table if isinstance(table, FrameTable) else None
+        if not isinstance(table, FrameTable) or table.fragmented or not 1 <= number <= len(table):
+            return None
+        offset, length = table.span(number - 1)
+        return FrameSpan(record.path, record.sha256, record.file_size, offset, length)
 
     def series_facts(self, series_uid: str) -> list[InstanceFacts]:
         """The pyramid facts of each image instance of a series (from stored metadata)."""

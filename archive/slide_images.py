@@ -26,7 +26,6 @@ from archive.slides import Slide
 from wsi import imaging
 from wsi.browser_jpeg import for_browser
 from wsi.codecs import JPEG_BASELINE
-from wsi.dicom.encapsulation import FrameTable
 from wsi.errors import InvalidInput, NotFound, WsiArchiveError
 from wsi.iiif import ImageRequest, plan
 from wsi.imaging import MEDIA_TYPES, OutputFormat
@@ -53,9 +52,8 @@ class EncodedImage:
 
 
 @dataclass(frozen=True)
-class StoredTile:
-    """Where the bytes of a tile are that a browser may get as stored (after
-    :func:`wsi.browser_jpeg.for_browser`), and the entity tag :meth:`SlideImages.tile` gives."""
+class FrameSpan:
+    """Where the bytes of one stored frame are in its instance file."""
 
     path: Path
     content_hash: str
@@ -63,6 +61,14 @@ class StoredTile:
     file_size: int
     offset: int
     length: int
+
+
+@dataclass(frozen=True)
+class StoredTile:
+    """A tile whose stored frame a browser may get as it is (after
+    :func:`wsi.browser_jpeg.for_browser`), and the entity tag :meth:`SlideImages.tile` gives."""
+
+    span: FrameSpan
     photometric_interpretation: str
     etag: str
 
@@ -134,11 +140,11 @@ class SlideImages:
 
     def stored_tile(
         self, slide: Slide, level: int, col: int, row: int,
-        frame_table: Callable[[InstanceRecord], FrameTable | None],
+        frame_span: Callable[[InstanceRecord, int], FrameSpan | None],
     ) -> StoredTile | None:
         """The stored JPEG frame behind a default-plane, default-path tile, if it is known
-        without any I/O (``frame_table`` returns only cached tables); None in every other
-        case (outside the grid, a sparse gap, another codec, a fragmented frame, not cached).
+        without any I/O (``frame_span`` answers from cached frame tables only); None in every
+        other case (outside the grid, a sparse gap, another codec, not cached).
         """
         try:
             ref = slide.pyramid.locate(level, col, row)
@@ -149,16 +155,11 @@ class SlideImages:
         facts = slide.facts[ref.sop_instance_uid]
         if facts.transfer_syntax_uid not in _PASSTHROUGH_SYNTAXES:
             return None
-        record = slide.records[ref.sop_instance_uid]
-        table = frame_table(record)
-        if table is None or table.fragmented or ref.frame_number > len(table):
+        span = frame_span(slide.records[ref.sop_instance_uid], ref.frame_number)
+        if span is None:
             return None
-        offset, length = table.span(ref.frame_number - 1)
-        return StoredTile(
-            record.path, record.sha256, record.file_size, offset, length,
-            facts.photometric_interpretation,
-            self._frame_etag(slide, ref, "jpeg"),
-        )
+        return StoredTile(span, facts.photometric_interpretation,
+                          self._frame_etag(slide, ref, "jpeg"))
 
     def _frame_etag(self, slide: Slide, ref: FrameRef, fmt: str) -> str:
         return f"{slide.records[ref.sop_instance_uid].sha256[:24]}-{ref.frame_number}-{fmt}"

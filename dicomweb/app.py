@@ -12,12 +12,12 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from dicomweb.errors import EXCEPTION_HANDLERS
+from dicomweb.fast_path import FastPath
 from dicomweb.routes import frames, iiif, modalities, qido, rendered, slides, tiles, wado
 from dicomweb.routes.manage import delete_instance, delete_series, delete_study, healthz
 from dicomweb.routes.stow import store_instances
 from dicomweb.routes.viewer import DEFAULT_VIEWER_DIR, viewer_routes
 from dicomweb.services import Services
-from dicomweb.tile_fast_path import TileFastPath
 from dicomweb.urls import DICOMWEB_PREFIX
 
 EXPOSED_HEADERS = [
@@ -80,7 +80,7 @@ def create_asgi_app(
     on_startup: Sequence[Callable[[], Any]] = (),
     on_shutdown: Sequence[Callable[[], Any]] = (),
     viewer_dir: Path = DEFAULT_VIEWER_DIR,
-) -> TileFastPath:
-    """The application as served: the Litestar app behind the tile fast path."""
+) -> FastPath:
+    """The application as served: the Litestar app behind the tile and frame fast path."""
     app = create_app(services, on_startup, on_shutdown, viewer_dir)
-    return TileFastPath(app, services, app.cors_config or CORSConfig())
+    return FastPath(app, services, app.cors_config or CORSConfig())

@@ -21,6 +21,7 @@ from wsi.codecs import native_bytes
 from wsi.errors import InvalidInput
 
 PIXEL_DATA = "7FE00010"
+FRAME_CACHE_CONTROL = "private, max-age=86400"
 _MAX_FRAMES_IN_MEMORY = 8
 
 
@@ -83,7 +84,7 @@ async def _send_frames(
     )
     encoding, record = reply.encoding, reply.record
     headers = {"ETag": f'"{record.etag}-{",".join(map(str, numbers))}"',
-               "Cache-Control": "private, max-age=86400"}
+               "Cache-Control": FRAME_CACHE_CONTROL}
     if not encoding.multipart:
         return Response(reply.body or b"", media_type=encoding.part_content_type, headers=headers)
     media_type = multipart.content_type_header(reply.boundary, encoding.media_type)

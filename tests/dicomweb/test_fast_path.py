@@ -8,6 +8,7 @@ covers tiles through the real server.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ import pytest
 from archive.archive import Archive
 from dicomweb.app import create_asgi_app
 from dicomweb.blocking import Blocking
+from dicomweb.fast_path import FastPath
 from dicomweb.services import Services
-from dicomweb.tile_fast_path import TileFastPath
 from samples.wsi_level import write_wsi_pyramid
 from samples.wsi_variants import write_variant_level
 from tests.slide_support import frames_of
+from tests.support import parse_multipart
 from wsi.settings import Settings
 
 ORIGIN = "https://viewer.example"
@@ -44,9 +46,10 @@ class Recorder:
 class Harness:
     """The wrapped app, what reached Litestar, and one event loop for all requests."""
 
-    def __init__(self, fast: TileFastPath, recorder: Recorder, series: str, level0: Path
-                 ) -> None:
-        self.fast, self.recorder, self.series, self.level0 = fast, recorder, series, level0
+    def __init__(self, fast: FastPath, recorder: Recorder, series: str, level0: Path,
+                 aperio: Path) -> None:
+        self.fast, self.recorder, self.series = fast, recorder, series
+        self.level0, self.aperio = level0, aperio
         self.loop = asyncio.new_event_loop()
 
     def get(self, path: str, query: str = "", **headers: str
@@ -55,13 +58,12 @@ class Harness:
         return self.loop.run_until_complete(_get(self.fast, path, query, headers))
 
 
-@pytest.fixture()
-def stack(tmp_path: Path) -> Iterator[Harness]:
-    settings = Settings(data_dir=tmp_path / "data", cors_origins=(ORIGIN,))
+def _harness(folder: Path) -> Iterator[Harness]:
+    settings = Settings(data_dir=folder / "data", cors_origins=(ORIGIN,))
     settings.data_dir.mkdir()
     archive = Archive(settings)
-    (level0, *_) = write_wsi_pyramid(tmp_path / "slide", 600, 400, 256, levels=2)
-    (aperio,) = write_variant_level(tmp_path / "aperio.dcm", width=512, height=256, tile=256,
+    (level0, *_) = write_wsi_pyramid(folder / "slide", 600, 400, 256, levels=2)
+    (aperio,) = write_variant_level(folder / "aperio.dcm", width=512, height=256, tile=256,
                                     aperio_rgb=True, seed=3)
     for path in [level0, aperio]:
         archive.ingest_path(path)
@@ -70,10 +72,21 @@ def stack(tmp_path: Path) -> Iterator[Harness]:
     recorder = Recorder()
     recorder.app, fast._app = fast._app, recorder  # count what reaches Litestar
     series = str(pydicom.dcmread(level0, stop_before_pixels=True).SeriesInstanceUID)
-    harness = Harness(fast, recorder, series, level0)
+    harness = Harness(fast, recorder, series, level0, aperio)
     yield harness
     harness.loop.close()
     archive.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """One archive for the module: the tests count requests relative to what went before."""
+    yield from _harness(tmp_path_factory.mktemp("fast-path"))
+
+
+@pytest.fixture()
+def cold(tmp_path: Path) -> Iterator[Harness]:
+    yield from _harness(tmp_path)
 
 
 async def _get(app: Any, path: str, query: str, headers: dict[str, str]
@@ -112,7 +125,7 @@ def test_cached_tiles_are_answered_without_litestar_and_identically(stack: Harne
     fast, recorder = h.fast, h.recorder
     frames = frames_of(h.level0)
     warm(h, series)
-    calls = recorder.calls
+    calls, served = recorder.calls, fast.served
 
     for col, row in [(0, 0), (1, 0), (2, 0), (0, 1), (2, 1)]:
         status, headers, body = h.get(f"/wsi/series/{series}/tiles/0/{col}/{row}",
@@ -126,7 +139,7 @@ def test_cached_tiles_are_answered_without_litestar_and_identically(stack: Harne
             assert headers[name] == slow[1][name], name
         assert headers["vary"] == "Accept"
     assert recorder.calls == calls + 5  # only the ?format= requests reached Litestar
-    assert fast.served == 5
+    assert fast.served == served + 5
 
 
 def test_revalidation_and_cors_match_litestar(stack: Harness) -> None:
@@ -151,10 +164,9 @@ def test_revalidation_and_cors_match_litestar(stack: Harness) -> None:
     assert fast_cors["vary"] == "Accept, Origin"
 
 
-def test_aperio_rgb_frames_get_their_marker_on_the_fast_path(stack: Harness,
-                                                             tmp_path: Path) -> None:
+def test_aperio_rgb_frames_get_their_marker_on_the_fast_path(stack: Harness) -> None:
     h, recorder = stack, stack.recorder
-    series = str(pydicom.dcmread(tmp_path / "aperio.dcm", stop_before_pixels=True)
+    series = str(pydicom.dcmread(h.aperio, stop_before_pixels=True)
                  .SeriesInstanceUID)
     warm(h, series)
     calls = recorder.calls
@@ -187,10 +199,66 @@ def test_everything_else_goes_to_litestar(stack: Harness, path: str, query: str,
     assert status in (200, 404)
 
 
-def test_a_cold_slide_goes_to_litestar_first(stack: Harness) -> None:
-    h = stack
+def test_a_cold_slide_goes_to_litestar_first(cold: Harness) -> None:
+    h = cold
 
     h.get(f"/wsi/series/{h.series}/tiles/0/0/0")
     h.get(f"/wsi/series/{h.series}/tiles/0/0/0")
 
     assert (h.recorder.calls, h.fast.served) == (1, 1)
+
+
+OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+
+
+def _instance_url(level0: Path) -> str:
+    ds = pydicom.dcmread(level0, stop_before_pixels=True)
+    return (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}")
+
+
+@pytest.mark.parametrize("accept", [OCTET_ANY, 'multipart/related; type="image/jpeg"',
+                                    "image/jpeg", "*/*"])
+def test_single_frames_are_answered_without_litestar_and_identically(
+        stack: Harness, accept: str) -> None:
+    h = stack
+    url = _instance_url(h.level0) + "/frames/"
+    frames = frames_of(h.level0)
+    h.get(url + "1", accept=accept)  # Litestar caches the record and the frame table
+    calls = h.recorder.calls
+
+    fast = h.get(url + "4", accept=accept)
+    slow = h.get(url + "4", "via=litestar", accept=accept)
+
+    assert h.recorder.calls == calls + 1  # only the request with a query reached Litestar
+    assert fast[0] == slow[0] == 200
+    for name in ("etag", "cache-control"):
+        assert fast[1][name] == slow[1][name], name
+    if fast[1]["content-type"].startswith("multipart/related"):
+        fast_parts = parse_multipart(fast[1]["content-type"], fast[2])
+        slow_parts = parse_multipart(slow[1]["content-type"], slow[2])
+        assert fast_parts == slow_parts
+        assert [body for _, body in fast_parts] == [frames[3]]
+        strip = lambda value: re.sub(r"boundary=\S+", "", value)  # noqa: E731
+        assert strip(fast[1]["content-type"]) == strip(slow[1]["content-type"])
+    else:
+        assert fast[1]["content-type"] == slow[1]["content-type"]
+        assert fast[2] == slow[2] == frames[3]
+
+
+@pytest.mark.parametrize(("suffix", "accept"), [
+    ("/frames/4", "application/octet-stream"),  # decoded pixels: Litestar
+    ("/frames/4", 'multipart/related; type="image/jp2"'),  # a 406
+    ("/frames/99", OCTET_ANY),  # outside the instance: a 404
+    ("/frames/1,2", OCTET_ANY),  # several frames
+])
+def test_other_frame_requests_go_to_litestar(stack: Harness, suffix: str, accept: str) -> None:
+    h = stack
+    url = _instance_url(h.level0)
+    h.get(url + "/frames/1", accept=OCTET_ANY)
+    calls, served = h.recorder.calls, h.fast.served
+
+    status = h.get(url + suffix, accept=accept)[0]
+
+    assert (h.recorder.calls, h.fast.served) == (calls + 1, served)
+    assert status in (200, 404, 406)
