@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from dicomweb.errors import EXCEPTION_HANDLERS
 from dicomweb.fast_path import FastPath
+from dicomweb.head import HeadAsGet
 from dicomweb.routes import frames, iiif, modalities, qido, rendered, slides, tiles, wado
 from dicomweb.routes.manage import delete_instance, delete_series, delete_study, healthz
 from dicomweb.routes.stow import store_instances
@@ -80,7 +81,8 @@ def create_asgi_app(
     on_startup: Sequence[Callable[[], Any]] = (),
     on_shutdown: Sequence[Callable[[], Any]] = (),
     viewer_dir: Path = DEFAULT_VIEWER_DIR,
-) -> FastPath:
-    """The application as served: the Litestar app behind the tile and frame fast path."""
+) -> HeadAsGet:
+    """The application as served: the Litestar app behind the tile and frame fast path,
+    with HEAD answered for every GET route."""
     app = create_app(services, on_startup, on_shutdown, viewer_dir)
-    return FastPath(app, services, app.cors_config or CORSConfig())
+    return HeadAsGet(FastPath(app, services, app.cors_config or CORSConfig()))

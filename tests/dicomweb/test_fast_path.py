@@ -1,8 +1,8 @@
-"""The tile fast path answers exactly what the Litestar route answers, and only when it may.
+"""The fast path answers exactly what the Litestar routes answer, and only when it may.
 
-These drive the ASGI apps in-process (the wrapper and the Litestar app it wraps, built as
-``wsi serve`` builds them) so that each answer can be attributed to one path; test_tiles.py
-covers tiles through the real server.
+These drive the ASGI apps in-process (the fast path and the Litestar app it wraps) so that
+each answer can be attributed to one of them; test_tiles.py and test_wado.py cover tiles and
+frames through the real server.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 
 import pydicom
 import pytest
+from litestar.config.cors import CORSConfig
 
 from archive.archive import Archive
-from dicomweb.app import create_asgi_app
+from dicomweb.app import create_app
 from dicomweb.blocking import Blocking
 from dicomweb.fast_path import FastPath
 from dicomweb.services import Services
@@ -68,9 +69,9 @@ def _harness(folder: Path) -> Iterator[Harness]:
     for path in [level0, aperio]:
         archive.ingest_path(path)
     services = Services(settings, archive, Blocking(4))
-    fast = create_asgi_app(services)
-    recorder = Recorder()
-    recorder.app, fast._app = fast._app, recorder  # count what reaches Litestar
+    recorder = Recorder()  # counts what reaches Litestar
+    recorder.app = app = create_app(services)
+    fast = FastPath(recorder, services, app.cors_config or CORSConfig())
     series = str(pydicom.dcmread(level0, stop_before_pixels=True).SeriesInstanceUID)
     harness = Harness(fast, recorder, series, level0, aperio)
     yield harness
