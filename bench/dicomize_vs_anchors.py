@@ -8,11 +8,14 @@ On the same slides, in one run, with ``cp`` of the source as the floor:
 - the largest real slide in ``../shared/slides`` (or ``--slide PATH``, repeatable).
 
 Cases per slide: tile passthrough and forced JPEG re-encoding for every tool, plus the
-like-for-like variants: our pyramid always runs down to one tile (factor 2), while
-wsidicomizer and Orthanc by default write only the levels the source stores, so they also run
-with ``--add-missing-levels`` / ``--pyramid=1``; and our re-encode defaults to full-chroma
-(RGB, 4:4:4) JPEG while both anchors encode 4:2:0, so ours also runs with
-``--subsampling 420``.
+like-for-like variants. By default our pyramid runs down to one tile (factor 2), while
+wsidicomizer and Orthanc write only the levels the source stores: so ours also runs with
+``--levels source`` (the anchors' default) and they also run with ``--add-missing-levels`` /
+``--pyramid=1`` (ours' default). Our re-encode defaults to full-chroma (RGB, 4:4:4) JPEG
+while both anchors encode 4:2:0, so ours also runs with ``--subsampling 420``. Two floors:
+``cp`` of the source, and ``ours imports only`` (starting the interpreter and importing what
+``wsi dicomize`` imports, no conversion). For our runs the conversion time that ``wsi
+dicomize`` reports itself (interpreter start and imports excluded) is recorded as well.
 
 Each case runs ``--runs`` times (round robin, so background load hits every tool alike);
 the best wall time counts, with its peak RSS and CPU time from ``/usr/bin/time -v`` and the
@@ -100,6 +103,9 @@ def orthanc(*flags: str) -> Callable[[Path, Path], list[str]]:
 CASES = (
     Case("ours", "ours", "passthrough",
          lambda s, o: [str(OURS), "dicomize", str(s), "-o", str(o), "--quiet"]),
+    Case("ours --levels source", "ours", "passthrough",
+         lambda s, o: [str(OURS), "dicomize", str(s), "-o", str(o), "--quiet",
+                       "--levels", "source"]),
     Case("wsidicomizer", "wsidicomizer", "passthrough",
          lambda s, o: [str(WSIDICOMIZER), "-i", str(s), "-o", str(o), "-w", "2"]),
     Case("wsidicomizer --add-missing-levels", "wsidicomizer", "passthrough",
@@ -114,6 +120,9 @@ CASES = (
     Case("ours --force-reencode --subsampling 420", "ours", "re-encode",
          lambda s, o: [str(OURS), "dicomize", str(s), "-o", str(o), "--quiet",
                        "--force-reencode", "--subsampling", "420"]),
+    Case("ours --levels source --force-reencode --subsampling 420", "ours", "re-encode",
+         lambda s, o: [str(OURS), "dicomize", str(s), "-o", str(o), "--quiet",
+                       "--levels", "source", "--force-reencode", "--subsampling", "420"]),
     Case("wsidicomizer --force-transcoding", "wsidicomizer", "re-encode",
          lambda s, o: [str(WSIDICOMIZER), "-i", str(s), "-o", str(o), "-w", "2",
                        "--force-transcoding"]),
@@ -127,13 +136,23 @@ CASES = (
 )
 COPY = Case("cp (floor)", "cp", "copy", lambda s, o: ["cp", str(s), str(o / s.name)],
             empty_folder=True)
+IMPORTS = Case("ours imports only (floor)", "floor", "floor",
+               lambda s, o: [str(REPO / ".venv" / "bin" / "python"), "-c",
+                             "import wsi.cli, dicomizer.convert, tifffile"])
+FLOORS = (COPY, IMPORTS)
 RATIOS = (
     # (ours, anchor): like-for-like pairs first.
+    ("ours --levels source", "wsidicomizer"),
+    ("ours --levels source", "Orthanc"),
+    ("ours --levels source", "cp (floor)"),
     ("ours", "wsidicomizer --add-missing-levels"),
     ("ours", "Orthanc --pyramid=1"),
     ("ours", "wsidicomizer"),
     ("ours", "Orthanc"),
     ("ours", "cp (floor)"),
+    ("ours --levels source --force-reencode --subsampling 420",
+     "wsidicomizer --force-transcoding"),
+    ("ours --levels source --force-reencode --subsampling 420", "Orthanc --reencode=1"),
     ("ours --force-reencode --subsampling 420",
      "wsidicomizer --force-transcoding --add-missing-levels"),
     ("ours --force-reencode --subsampling 420", "Orthanc --reencode=1 --pyramid=1"),
@@ -154,6 +173,8 @@ class Measured:
     error: str = ""
     other_load: float = 0.0
     """Cores that other processes used meanwhile (the machine is shared)."""
+    conversion_s: float | None = None
+    """Ours: the conversion time ``wsi dicomize`` reports (no interpreter start, imports)."""
 
 
 @dataclass
@@ -231,6 +252,7 @@ def timed(argv: list[str], log_file: Path) -> Measured:
     wall = number("Elapsed (wall clock) time (h:mm:ss or m:ss)")
     cpu = number("User time (seconds)") + number("System time (seconds)")
     other = (busy / os.sysconf("SC_CLK_TCK") - cpu) / max(wall, 0.01)
+    inner = re.search(r"instance\(s\) in ([\d.]+) s", text)
     return Measured(
         wall_s=wall,
         cpu_s=cpu,
@@ -238,6 +260,7 @@ def timed(argv: list[str], log_file: Path) -> Measured:
         ok=done.returncode == 0,
         error="" if done.returncode == 0 else text.strip().splitlines()[0][:300],
         other_load=max(0.0, other),
+        conversion_s=float(inner.group(1)) if inner else None,
     )
 
 
@@ -308,7 +331,7 @@ def run_all(slides: Sequence[Path], cases: Sequence[Case], runs: int, work: Path
                 result.runs.append(measured)
                 if not measured.ok:
                     log(f"  failed: {measured.error}")
-                elif case.tool != "cp" and result.dciodvfy_errors is None:
+                elif case not in FLOORS and result.dciodvfy_errors is None:
                     check_output(out, result)
                 shutil.rmtree(out, ignore_errors=True)
     return list(results.values())
@@ -318,8 +341,8 @@ def run_all(slides: Sequence[Path], cases: Sequence[Case], runs: int, work: Path
 
 
 def table(results: Sequence[Result]) -> str:
-    head = ("| slide | case | wall s (best) | CPU s | peak RSS MB | other load | instances | "
-            "levels | output MB | dciodvfy errors | wsidicom | OpenSlide |")
+    head = ("| slide | case | wall s (best) | conversion s | CPU s | peak RSS MB | other load | "
+            "instances | levels | output MB | dciodvfy errors | wsidicom | OpenSlide |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         best = r.best
@@ -328,10 +351,11 @@ def table(results: Sequence[Result]) -> str:
             return "–" if value is None else ("yes" if value else "**no**")
 
         if best is None:
-            lines.append(f"| {r.slide} | {r.case} | failed | | | | | | | | | |")
+            lines.append(f"| {r.slide} | {r.case} | failed | | | | | | | | | | |")
             continue
+        conversion = "–" if best.conversion_s is None else f"{best.conversion_s:.2f}"
         lines.append(
-            f"| {r.slide} | {r.case} | {best.wall_s:.2f} | {best.cpu_s:.1f} | "
+            f"| {r.slide} | {r.case} | {best.wall_s:.2f} | {conversion} | {best.cpu_s:.1f} | "
             f"{best.peak_rss_mb:.0f} | {best.other_load:.2f} | {r.instances or '–'} | "
             f"{r.volume_levels or '–'} | "
             f"{r.output_mb:.0f} | {'–' if r.dciodvfy_errors is None else r.dciodvfy_errors} | "
@@ -375,7 +399,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--slide", type=Path, action="append",
                         help="slide(s) to use instead of the synthetic and largest real one")
     parser.add_argument("--cases", default="",
-                        help="comma-separated substrings: run only cases whose name has one")
+                        help="comma-separated substrings: run only cases whose name has one "
+                        "(=NAME: exactly that case)")
     parser.add_argument("--no-install", action="store_true", help="do not install tools")
     parser.add_argument("--max-wait", type=float, default=20.0,
                         help="seconds to wait at most before each run for other processes "
@@ -389,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ensure_tools()
     slides = args.slide or [synthetic_slide(), largest_real_slide()]
     wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
-    cases = [COPY] + [c for c in CASES if not wanted or any(w in c.name for w in wanted)]
+    cases = [*FLOORS] + [c for c in CASES if not wanted or any(
+        c.name == w[1:] if w.startswith("=") else w in c.name for w in wanted)]
     work = RESULTS_DIR / "tmp-dicomize"
     work.mkdir(parents=True, exist_ok=True)
     started = datetime.now()

@@ -31,7 +31,7 @@ from dicomizer.tasks import PriorityPool
 from dicomizer.writer import FrameWriter
 from wsi.errors import Conflict, InvalidInput
 from wsi.readers import SlideReader, open_slide
-from wsi.readers.base import AssociatedImage
+from wsi.readers.base import ASSOCIATED_KINDS, AssociatedImage, StoredImage, StoredTiles
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (frames written, frames in total) as the conversion goes on."""
@@ -75,7 +75,7 @@ class ConversionResult:
     def summary(self) -> str:
         """A few human-readable lines."""
         lines = [f"series {self.series_uid} (study {self.study_uid}), reader {self.reader}, "
-                 f"{len(self.files)} instance(s) in {self.seconds:.1f} s"]
+                 f"{len(self.files)} instance(s) in {self.seconds:.2f} s"]
         for item in self.instances:
             how = "passthrough" if item.passthrough else "encoded"
             lines.append(f"  {item.name:<12} {item.width}x{item.height} tile {item.tile} "
@@ -103,7 +103,8 @@ def convert(
             "444" if reader.properties.chroma_subsampled is False else "420")
         encoder = make_encoder(options.codec, options.quality, subsampling)
         plan = plan_pyramid(reader.levels, options, encoder)
-        associated = reader.associated_images() if options.include_associated else []
+        associated = _associated(reader, options, encoder) if options.include_associated \
+            else []
         names = [f"level-{level.index}.dcm" for level in plan.levels]
         names += [f"{image.kind}.dcm" for image in associated]
         clashes = [name for name in names if (output_dir / name).exists()]
@@ -125,6 +126,22 @@ def convert(
             shutil.rmtree(staging, ignore_errors=True)
         return ConversionResult(tuple(files), context.study_uid, context.series_uid,
                                 reader.name, tuple(summaries), time.monotonic() - started)
+
+
+def _associated(reader: SlideReader, options: ConversionOptions,
+                encoder: Encoder) -> list[AssociatedImage | StoredImage]:
+    """The label, overview and thumbnail: as stored where they can be passed through (JPEG
+    output, re-encoding not forced), else decoded, to be encoded."""
+    found: list[AssociatedImage | StoredImage] = []
+    for kind in ASSOCIATED_KINDS:
+        stored = None if options.force_reencode or encoder.name != "jpeg" \
+            else reader.associated_stored(kind)
+        if stored is not None and \
+                stored.encoding.transfer_syntax_uid == encoder.transfer_syntax_uid:
+            found.append(stored)
+        elif (image := reader.associated(kind)) is not None:
+            found.append(image)
+    return found
 
 
 def _context(reader: SlideReader, options: ConversionOptions, source: Path) -> SlideContext:
@@ -243,10 +260,19 @@ class _Job:
             for level, spec, writer in zip(self.plan.levels, specs, writers, strict=True)
         ]
 
-    def write_associated(self, image: AssociatedImage) -> LevelSummary:
-        """Write a label, overview or thumbnail as a single-frame instance."""
+    def write_associated(self, image: AssociatedImage | StoredImage) -> LevelSummary:
+        """Write a label, overview or thumbnail as a single-frame instance, its stored
+        stream passed through when it is a :class:`StoredImage`."""
         self._instance_number += 1
         spacing = self._spacing(image.width, image.height) if image.kind == "thumbnail" else None
+        encoding: StoredTiles | Encoder
+        lossy: tuple[str, ...]
+        if isinstance(image, StoredImage):
+            encoding, frame = image.encoding, image.frame
+            lossy = (encoding.lossy_method,) if encoding.lossy_method else ()
+        else:
+            encoding, frame = self.encoder, self.encoder.encode(image.pixels)
+            lossy = self._lossy(False)
         spec = InstanceSpec(
             sop_uid=generate_uid(),
             instance_number=self._instance_number,
@@ -255,13 +281,14 @@ class _Job:
             height=image.height,
             tile_width=image.width,
             tile_height=image.height,
-            transfer_syntax_uid=self.encoder.transfer_syntax_uid,
-            photometric=self.encoder.photometric,
-            lossy_methods=self._lossy(False),
+            transfer_syntax_uid=encoding.transfer_syntax_uid,
+            photometric=encoding.photometric,
+            lossy_methods=lossy,
             pixel_spacing_mm=spacing,
         )
         with FrameWriter(self.staging / f"{image.kind}.dcm", build_dataset(self.context, spec),
                          1) as writer:
-            writer.write_frame(self.encoder.encode(image.pixels))
-        return LevelSummary(image.kind, image.width, image.height, image.width, 1, False,
-                            spec.transfer_syntax_uid, writer.bytes_written)
+            writer.write_frame(frame)
+        return LevelSummary(image.kind, image.width, image.height, image.width, 1,
+                            isinstance(image, StoredImage), spec.transfer_syntax_uid,
+                            writer.bytes_written)

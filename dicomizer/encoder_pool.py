@@ -21,6 +21,7 @@ import numpy as np
 
 from dicomizer.tasks import DRAIN, PriorityPool
 from dicomizer.writer import FrameWriter
+from wsi.readers.base import StoredRun
 
 EncodeBatch = Callable[[Sequence[np.ndarray]], list[bytes]]
 
@@ -63,6 +64,12 @@ class OrderedFrameSink:
         self._make_room(len(frames))
         self._pending.append((_done(frames), len(frames)))
         self._pending_frames += len(frames)
+
+    def put_run(self, run: StoredRun) -> None:
+        """Write stored tiles passed through (after whatever is queued)."""
+        self.drain()
+        self._writer.write_run(run)
+        self._on_frames(len(run))
 
     def submit(self, encode_batch: EncodeBatch, tiles: Sequence[np.ndarray]) -> None:
         """Queue ``encode_batch(tiles)`` on the pool."""

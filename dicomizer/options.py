@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 from dicomizer.codec_names import CodecName
 from dicomizer.metadata import SlideMetadata
 
 DEFAULT_TILE_SIZE = 256
+
+PyramidLevels = Literal["full", "source"]
+"""Which pyramid levels a conversion writes: ``full`` every level down to one tile,
+``source`` only the levels the source stores."""
+PYRAMID_LEVELS: tuple[PyramidLevels, ...] = ("full", "source")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,11 @@ class ConversionOptions:
     keeps the source's chroma resolution (4:4:4 for RGB or 4:4:4 JPEG sources, which a
     4:2:0 re-encode would blur: e.g. NDPI fluorescence loses 20 dB), else 4:2:0."""
     force_reencode: bool = False
+    levels: PyramidLevels = "full"
+    """``full``: every level from the base down by ``downsample_factor`` to the first that
+    fits in one tile, lower source levels passed through where they match one. ``source``:
+    exactly the levels the source stores (what wsidicomizer and OrthancWSIDicomizer write by
+    default), each passed through where it can be, else re-encoded from itself."""
     downsample_factor: int = 2
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     include_associated: bool = True
@@ -42,5 +53,7 @@ class ConversionOptions:
             raise ValueError("downsample factor must be 2-16")
         if not 1 <= self.quality <= 100:
             raise ValueError("quality must be 1-100")
+        if self.levels not in PYRAMID_LEVELS:
+            raise ValueError(f"levels must be one of {', '.join(PYRAMID_LEVELS)}")
         if self.subsampling not in (None, "420", "422", "444"):
             raise ValueError("subsampling must be 420, 422 or 444")

@@ -9,6 +9,10 @@ and every lower source level whose size is the base size divided by that level's
 (rounded either way), as the 4x and 16x levels of an Aperio SVS. Every other level is
 generated from the level above it and encoded.
 
+With ``levels="source"`` the output has exactly the levels the source stores, each passed
+through where it can be and otherwise re-encoded from itself (one segment per level): what
+wsidicomizer and OrthancWSIDicomizer write by default.
+
 The levels form *segments*: a level read from a source level, then the levels generated from
 it, each from the one above; the builder makes one pass over the source level per segment.
 """
@@ -108,6 +112,12 @@ def plan_pyramid(source: Sequence[Level] | Level, options: ConversionOptions,
     passthrough = passthrough_possible(base, options, encoder)
     tile = options.tile_size or (base.tile_width if _square_stored(base) else DEFAULT_TILE_SIZE)
     factor = options.downsample_factor
+    if options.levels == "source":
+        return PyramidPlan(tuple(
+            LevelPlan(index, level.width, level.height, tile,
+                      level.stored if passthrough_possible(level, options, encoder, tile)
+                      else None, level.index)
+            for index, level in enumerate(stored)), tile, factor)
     levels = [LevelPlan(0, base.width, base.height, tile, base.stored if passthrough else None,
                         base.index)]
     while levels[-1].width > tile or levels[-1].height > tile:

@@ -4,10 +4,12 @@ The plan splits the output levels into segments (see :mod:`dicomizer.plan`): a l
 a source level, then the levels generated from it. A segment is one pass over its source
 level, one tile row at a time:
 
-- a passed-through level copies the stored tiles into frames; if a generated level follows,
-  the same tiles are decoded at 1/factor scale in the DCT domain straight into the rows of
-  that level (:mod:`dicomizer.tile_decoding`): no full-size pixels, no IDCT of the discarded
-  frequencies, no separate box filter;
+- a passed-through level copies the stored tiles into frames (:class:`StoredRun`: one
+  positioned read per run of tiles, written with vectored writes, no per-tile copy; alone in
+  its segment, in runs of whole tile rows, the next run read while this one is written); if
+  a generated level follows, the same tiles are decoded at 1/factor scale in the DCT domain
+  straight into the rows of that level (:mod:`dicomizer.tile_decoding`): no full-size
+  pixels, no IDCT of the discarded frequencies, no separate box filter;
 - a level re-encoded on the source's own tile grid is transcoded tile by tile: decode,
   encode, box-filter into the level below, with no band of its own;
 - otherwise the source level is decoded at full size (stored JPEG tiles, any other format
@@ -29,8 +31,10 @@ the source and output grids differ, else 1) plus the bands whose tiles are still
 quarter of the one above (factor 2). No level read from the source holds a band on its own
 grid, so for a 40 000 x 30 000 slide at T = 240 (level 1: B = 14 MB) the measured peak RSS is
 ~165 MB passing tiles through and ~170 MB re-encoding, interpreter and libraries (~65 MB)
-included; ~300 MB re-encoding at T = 256 on a 240 grid (base bands of 31 MB). Independent of
-the slide's height.
+included; ~300 MB re-encoding at T = 256 on a 240 grid (base bands of 31 MB). A level that
+is only copied holds two runs of stored tiles (whole tile rows, about ``_RUN_TILES`` tiles or
+one row): ~80 MB peak for that slide with ``levels="source"``. Independent of the slide's
+height.
 """
 
 from __future__ import annotations
@@ -47,13 +51,15 @@ from dicomizer.encoder_pool import OrderedFrameSink, batch_encoder
 from dicomizer.plan import LevelPlan, PyramidPlan
 from dicomizer.tasks import DRAIN, FILL, PriorityPool
 from dicomizer.tile_decoding import can_scale, decode_tiles_into, downsample, transcode_tiles
-from wsi.readers.base import Level, SlideReader
+from wsi.readers.base import Level, SlideReader, StoredRun
 
 _WHITE = 255
 _MAX_BATCH = 16
 """Tiles per encoding task, at most."""
 _REDUCE_BYTES = 2 << 20
 """Bytes of the level above per box-filter task, about."""
+_RUN_TILES = 256
+"""Stored tiles per read when a level is only passed through, about (whole tile rows)."""
 _REGION_CHUNK = 2048
 """Width (pixels, rounded up to whole source tiles) of the region pieces decoded in parallel."""
 
@@ -149,13 +155,15 @@ class PyramidBuilder:
         stages = self._stages(levels)
         scaled = (head.passthrough is not None and len(levels) > 1
                   and can_scale(source.tile_width, source.tile_height, factor))
-        if head.passthrough is not None:
-            entry = stages[1] if scaled else (stages[0] if len(levels) > 1 else None)
+        if head.passthrough is not None and len(levels) == 1:
+            self._copy_level(self._sinks[head.index], source)
+        elif head.passthrough is not None:
+            entry = stages[1] if scaled else stages[0]
+            across = source.tiles_across
             for row in range(source.tiles_down):
-                frames = self._reader.read_tile_row(head.source, row)
-                self._sinks[head.index].put(frames)
-                if entry is not None:
-                    self._decode_row(entry, source, row, frames, factor if scaled else 1)
+                run = self._reader.read_stored_run(head.source, row * across, across)
+                self._sinks[head.index].put_run(run)
+                self._decode_row(entry, source, row, run.frames(), factor if scaled else 1)
                 self._advance(self._lookahead)
         elif (source.stored is not None and source.tile_width == source.tile_height == head.tile
               and head.tile % factor == 0):
@@ -171,6 +179,24 @@ class PyramidBuilder:
                 self._read_band(stages[0], source, y)
                 self._advance(self._lookahead)
         self._advance(0)
+
+    def _copy_level(self, sink: OrderedFrameSink, source: Level) -> None:
+        """Pass a level's stored tiles through, in runs of whole tile rows; the next run is
+        read on the pool while this one is written."""
+        across = source.tiles_across
+        total = across * source.tiles_down
+        step = max(1, _RUN_TILES // across) * across
+
+        def read(start: int) -> StoredRun:
+            return self._reader.read_stored_run(source.index, start, min(step, total - start))
+
+        ahead = self._pool.submit(read, 0, priority=DRAIN)
+        for start in range(0, total, step):
+            run = ahead.result()
+            if start + step < total:
+                ahead = self._pool.submit(read, start + step, priority=DRAIN)
+            sink.put_run(run)
+            del run
 
     def _stages(self, levels: Sequence[LevelPlan]) -> list[_Stage]:
         stages = [

@@ -268,6 +268,11 @@ def _dicomize_parser(sub: Any) -> None:
                     "source JPEG keeps full chroma resolution, else 420)")
     dz.add_argument("--force-reencode", action="store_true",
                     help="re-encode the base level even when its tiles could be copied")
+    dz.add_argument("--levels", choices=["full", "source"], default="full",
+                    help="full: every pyramid level down to one tile (default); source: only "
+                    "the levels the slide stores, tiles passed through where they can be, as "
+                    "wsidicomizer and OrthancWSIDicomizer do by default (fastest; but a slide "
+                    "that stores only its base then has no overview levels for viewers)")
     dz.add_argument("--downsample-factor", type=int, default=2,
                     help="size ratio of successive pyramid levels (default 2)")
     dz.add_argument("--workers", type=int, help="encoder threads (default: CPU count)")
@@ -318,7 +323,8 @@ def cmd_dicomize(args: argparse.Namespace) -> int:
         options = ConversionOptions(
             reader=args.reader, tile_size=args.tile_size, codec=args.codec,
             quality=args.quality, subsampling=args.subsampling,
-            force_reencode=args.force_reencode, downsample_factor=args.downsample_factor,
+            force_reencode=args.force_reencode, levels=args.levels,
+            downsample_factor=args.downsample_factor,
             include_associated=not args.no_associated, mpp=args.mpp, metadata=flags,
             **({"workers": args.workers} if args.workers else {}),
         )

@@ -6,8 +6,11 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import openslide
 import pydicom
 import pytest
 
@@ -22,6 +25,30 @@ NDPI_TRITC = SHARED_SLIDES / "hamamatsu" / "test3-TRITC 2 (560).ndpi"
 VENDOR_SLIDES = {"svs": SVS, "ndpi-dapi": NDPI_DAPI, "ndpi-tritc": NDPI_TRITC}
 
 DCIODVFY = shutil.which("dciodvfy") or "/usr/bin/dciodvfy"
+OPENSLIDE_NAMES = {"label": "label", "overview": "macro", "thumbnail": "thumbnail"}
+"""Our associated-image instance names and OpenSlide's names for the same images."""
+
+
+@dataclass(frozen=True)
+class OpenSlideView:
+    """What OpenSlide makes of a converted series (opened by its base-level file)."""
+
+    vendor: str
+    dimensions: list[tuple[int, int]]
+    associated: set[str]
+    region: np.ndarray
+    """RGB of the 200x200 region at (600, 900) of level 0."""
+
+
+def openslide_view(base: Path) -> OpenSlideView:
+    """Open ``base`` in OpenSlide and read its facts and one level-0 region."""
+    with openslide.OpenSlide(str(base)) as slide:
+        return OpenSlideView(
+            slide.properties["openslide.vendor"],
+            list(slide.level_dimensions),
+            set(slide.associated_images),
+            np.asarray(slide.read_region((600, 900), 0, (200, 200)))[..., :3],
+        )
 
 
 HTJ2K = {"1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}

@@ -17,10 +17,12 @@ from dicomizer.convert import ConversionResult
 from dicomizer.options import ConversionOptions
 from tests.dicomizer.conftest import (
     NDPI_DAPI,
+    OPENSLIDE_NAMES,
     SVS,
     VENDOR_SLIDES,
     Converter,
     dciodvfy_errors,
+    openslide_view,
 )
 from wsi.dicom.encapsulation import build_frame_table
 from wsi.dicom.part10 import read_header
@@ -174,18 +176,14 @@ def test_output_opens_in_openslide(converted: Converter, synthetic_svs: Path,
     base = result.files[0]
     levels = [i for i in result.instances if i.name.startswith("level-")]
 
-    with openslide.OpenSlide(str(base)) as slide:
-        vendor = slide.properties["openslide.vendor"]
-        dimensions = list(slide.level_dimensions)
-        associated = set(slide.associated_images)
-        region = np.asarray(slide.read_region((600, 900), 0, (200, 200)))[..., :3]
+    view = openslide_view(base)
 
-    assert vendor == "dicom"
-    assert dimensions == [(level.width, level.height) for level in levels]
-    names = {"label": "label", "overview": "macro", "thumbnail": "thumbnail"}
-    assert associated == {names[i.name] for i in result.instances if i.name in names}
+    assert view.vendor == "dicom"
+    assert view.dimensions == [(level.width, level.height) for level in levels]
+    assert view.associated == {OPENSLIDE_NAMES[i.name] for i in result.instances
+                               if i.name in OPENSLIDE_NAMES}
     expected = source_region(source, 600, 900, 200, 1)
-    assert psnr(region, expected) >= (math.inf if levels[0].passthrough else BASE_PSNR_DB)
+    assert psnr(view.region, expected) >= (math.inf if levels[0].passthrough else BASE_PSNR_DB)
 
 
 @pytest.mark.parametrize("key", ["svs", "synthetic"])

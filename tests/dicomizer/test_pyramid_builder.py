@@ -18,7 +18,14 @@ from dicomizer.plan import LevelPlan, PyramidPlan
 from dicomizer.pyramid_builder import PyramidBuilder, split_tiles
 from dicomizer.tasks import DRAIN, FILL, PriorityPool
 from dicomizer.tile_decoding import decode_jpeg, decode_tiles_into, downsample
-from wsi.readers.base import AssociatedImage, Level, SlideProperties, SlideReader, StoredTiles
+from wsi.readers.base import (
+    AssociatedImage,
+    Level,
+    SlideProperties,
+    SlideReader,
+    StoredRun,
+    StoredTiles,
+)
 
 
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -211,6 +218,9 @@ class FramesOf:
 
     def write_frames(self, frames: list[bytes]) -> None:
         self.frames += frames
+
+    def write_run(self, run: StoredRun) -> None:
+        self.frames += run.frames()
 
     def level(self, plan: LevelPlan) -> np.ndarray:
         tile = plan.tile

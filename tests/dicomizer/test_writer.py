@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_frames
 
 from dicomizer.writer import FrameWriter
+from wsi.readers.base import StoredRun
 
 
 def header(frames: int) -> Dataset:
@@ -70,3 +71,41 @@ def test_batched_frames_are_written_like_single_ones(tmp_path: Path) -> None:
     assert batched.ExtendedOffsetTable == single.ExtendedOffsetTable
     assert batched.ExtendedOffsetTableLengths == single.ExtendedOffsetTableLengths
     assert batched.PixelData == single.PixelData
+
+
+def test_stored_runs_are_written_like_the_frames_they_hold(tmp_path: Path) -> None:
+    prefix = b"\xff\xd8TABLES"
+    data = b"\xff\xd8aa\xff\xd9" + b"\xff\xd8bbb\xff\xd9" + b"\xff\xd8c\xff\xd9" + b"\xff\xd8dd"
+    starts = np.array([2, 8, 15, 20])
+    ends = np.array([6, 13, 18, 22])
+    run = StoredRun(prefix, data, starts, ends)
+    frames = run.frames()
+
+    with FrameWriter(tmp_path / "frames.dcm", header(5), 5) as writer:
+        writer.write_frames([b"first"] + frames)
+    with FrameWriter(tmp_path / "run.dcm", header(5), 5) as writer:
+        writer.write_frame(b"first")
+        writer.write_run(run)
+        with pytest.raises(ValueError, match="more than 5 frames"):
+            writer.write_run(run)
+
+    expected, actual = (pydicom.dcmread(tmp_path / name) for name in ("frames.dcm", "run.dcm"))
+    assert frames[0] == prefix + b"aa\xff\xd9"
+    assert [len(frame) % 2 for frame in frames] == [0, 1, 1, 0]  # padding in a row
+    assert actual.PixelData == expected.PixelData
+    assert actual.ExtendedOffsetTable == expected.ExtendedOffsetTable
+    assert actual.ExtendedOffsetTableLengths == expected.ExtendedOffsetTableLengths
+    assert [f[: len(e)] for f, e in zip(generate_frames(actual.PixelData, number_of_frames=5),
+                                        [b"first", *frames], strict=True)] == [b"first",
+                                                                               *frames]
+
+
+def test_many_small_frames_span_several_vectored_writes(tmp_path: Path) -> None:
+    frames = [bytes([i % 251]) * (1 + i % 5) for i in range(3000)]
+
+    with FrameWriter(tmp_path / "many.dcm", header(3000), 3000) as writer:
+        writer.write_run(StoredRun.of_frames(frames))
+
+    ds = pydicom.dcmread(tmp_path / "many.dcm")
+    stored = list(generate_frames(ds.PixelData, number_of_frames=3000))
+    assert [s[: len(f)] for s, f in zip(stored, frames, strict=True)] == frames

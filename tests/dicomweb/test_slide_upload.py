@@ -14,6 +14,7 @@ import httpx
 import imagecodecs
 import pytest
 
+from samples.vendor_slides import write_mirax
 from tests.conftest import SHARED_SLIDES, Server, start_server, stop_server
 
 SVS = SHARED_SLIDES / "aperio" / "CMU-1-Small-Region.svs"
@@ -108,6 +109,50 @@ def test_bad_slides_fail_with_a_reason_and_store_nothing(
     assert _studies_of(api, patient) == []
     assert not (server.data_dir / "conversions" / job["id"]).exists()
     assert not (server.data_dir.parent / "escape.mrxs").exists()
+
+
+def _mrxs_zip(folder: Path, *, leave_out: str | None = None) -> bytes:
+    """A synthetic MIRAX slide zipped as users send it: ``slide.mrxs`` and ``slide/``."""
+    slide = write_mirax(folder / "slide.mrxs", 4, 3, zoom_levels=3)
+    members = {slide.name: slide.read_bytes()}
+    for path in sorted(slide.with_suffix("").iterdir()):
+        if path.name != leave_out:
+            members[f"{slide.stem}/{path.name}"] = path.read_bytes()
+    return _zip(members)
+
+
+def test_mrxs_zip_upload_converts_with_label_and_overview(
+    api: httpx.Client, server: Server, tmp_path: Path
+) -> None:
+    patient = f"MRXS-{uuid.uuid4().hex[:8]}"
+
+    response = api.post("/api/slides", files={"file": ("slide.zip", _mrxs_zip(tmp_path))},
+                        data={"patient_id": patient})
+
+    assert response.status_code == 202
+    job = _wait(api, response.json()["id"])
+    assert job["state"] == "done", job
+    instances = api.get("/dicom-web/instances", params={
+        "SeriesInstanceUID": job["series_uid"], "includefield": "ImageType"}).json()
+    kinds = sorted(i["00080008"]["Value"][2] for i in instances)
+    # 1024 x 768 in tiles of 256: levels of 1024, 512 and 256 pixels, then label and macro.
+    assert kinds == ["LABEL", "OVERVIEW", "VOLUME", "VOLUME", "VOLUME"]
+    assert not list((server.data_dir / "conversions").iterdir())
+
+
+def test_mrxs_zip_without_its_index_fails_with_openslides_reason(
+    api: httpx.Client, server: Server, tmp_path: Path
+) -> None:
+    patient = f"MRXS-{uuid.uuid4().hex[:8]}"
+
+    response = api.post("/api/slides", data={"patient_id": patient}, files={
+        "file": ("slide.zip", _mrxs_zip(tmp_path, leave_out="Index.dat"))})
+
+    job = _wait(api, response.json()["id"])
+    assert job["state"] == "failed"
+    assert "Index.dat" in job["error"] and "Traceback" not in job["error"]
+    assert _studies_of(api, patient) == []
+    assert not (server.data_dir / "conversions" / job["id"]).exists()
 
 
 def test_bad_requests_are_refused_before_any_job(api: httpx.Client, server: Server) -> None:

@@ -50,11 +50,9 @@ def open_slide(path: Path | str, reader: str | None = None) -> SlideReader:
         if reader not in READERS:
             raise InvalidInput(f"unknown reader {reader!r} (choose from {', '.join(READERS)})")
         return READERS[reader](path)
-    candidates = [cls for cls in READERS.values() if cls.accepts(path, head)]
-    if not candidates:
-        raise Unsupported(f"{path.name}: not a slide format this archive reads")
     unsupported: Unsupported | None = None
-    for cls in candidates:
+    # Asked one at a time: a later reader's check can be costly (OpenSlide's loads its library).
+    for cls in (cls for cls in READERS.values() if cls.accepts(path, head)):
         try:
             return cls(path)
         except Unsupported as exc:
@@ -62,5 +60,4 @@ def open_slide(path: Path | str, reader: str | None = None) -> SlideReader:
             unsupported = unsupported or exc
         # InvalidInput (truncated, corrupt) is final: a more lenient reader would convert a
         # damaged file into a damaged series.
-    assert unsupported is not None
-    raise unsupported
+    raise unsupported or Unsupported(f"{path.name}: not a slide format this archive reads")

@@ -40,6 +40,34 @@ class StoredTiles:
 
 
 @dataclass(frozen=True)
+class StoredRun:
+    """Consecutive stored tiles in one buffer: frame ``i`` is ``prefix`` followed by
+    ``data[starts[i]:ends[i]]`` (for TIFF JPEG tiles the spliced tables, then the tile after
+    its SOI), so a writer can copy them without building each frame."""
+
+    prefix: bytes
+    data: bytes = field(repr=False)
+    starts: np.ndarray = field(repr=False)
+    ends: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @classmethod
+    def of_frames(cls, frames: Sequence[bytes]) -> StoredRun:
+        """A run holding complete frames back to back."""
+        lengths = np.array([len(frame) for frame in frames], dtype=np.int64)
+        ends = np.cumsum(lengths)
+        return cls(b"", b"".join(frames), ends - lengths, ends)
+
+    def frames(self) -> list[bytes]:
+        """Each frame as one bytes object."""
+        view = memoryview(self.data)
+        return [self.prefix + view[start:end]
+                for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
+
+
+@dataclass(frozen=True)
 class Level:
     """One resolution level of the slide pyramid as the source stores it."""
 
@@ -79,6 +107,18 @@ class AssociatedImage:
     def height(self) -> int:
         """Rows."""
         return int(self.pixels.shape[0])
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A label, overview or thumbnail as the source stores it, when that is one frame-ready
+    stream (described as :class:`StoredTiles` describes tiles) to pass through unchanged."""
+
+    kind: AssociatedKind
+    width: int
+    height: int
+    frame: bytes = field(repr=False)
+    encoding: StoredTiles
 
 
 @dataclass(frozen=True)
@@ -131,6 +171,10 @@ class SlideReader(ABC):
     def associated(self, kind: AssociatedKind) -> AssociatedImage | None:
         """The associated image of that kind, or ``None`` if the slide has none."""
 
+    def associated_stored(self, kind: AssociatedKind) -> StoredImage | None:
+        """The associated image of that kind as stored, if it can be passed through."""
+        return None
+
     def read_tile(self, level: int, col: int, row: int) -> bytes:
         """Stored bytes of one tile, ready to be a frame (see :class:`StoredTiles`)."""
         raise Unsupported(f"{self.name} reader has no stored tiles for level {level}")
@@ -149,6 +193,12 @@ class SlideReader(ABC):
         """Stored bytes of every tile of one tile row."""
         across = self.levels[level].tiles_across
         return list(self.read_tiles(level, [(col, row) for col in range(across)]))
+
+    def read_stored_run(self, level: int, start: int, count: int) -> StoredRun:
+        """Stored bytes of ``count`` tiles in row-major order from tile ``start`` on."""
+        across = self.levels[level].tiles_across
+        positions = [(index % across, index // across) for index in range(start, start + count)]
+        return StoredRun.of_frames(list(self.read_tiles(level, positions)))
 
     def associated_images(self) -> list[AssociatedImage]:
         """Every associated image the slide has."""

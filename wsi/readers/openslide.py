@@ -3,11 +3,16 @@ OpenSlide reads (MIRAX, Leica SCN, Ventana BIF, Sakura, Zeiss CZI, DICOM, ...).
 
 OpenSlide decodes everything, so this reader offers no stored tiles (no passthrough).
 Regions come back as premultiplied RGBA; transparent (no-data) areas are flattened on white.
+Where OpenSlide states the bounds of the scanned data (``openslide.bounds-*``, e.g. Leica SCN,
+whose level 0 spans the whole collection, often the whole glass), the levels are cropped to
+them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,20 +53,27 @@ class OpenSlideReader(SlideReader):
         except openslide.OpenSlideUnsupportedFormatError:
             raise Unsupported(f"{self.path.name}: format not recognised by OpenSlide") from None
         except openslide.OpenSlideError as exc:
-            raise InvalidInput(f"{self.path.name}: OpenSlide cannot read it ({exc})") from None
+            # Name files relative to the slide's folder: the reason may reach an uploader.
+            reason = str(exc).replace(f"{self.path.parent}{os.sep}", "")
+            raise InvalidInput(f"{self.path.name}: OpenSlide cannot read it ({reason})") \
+                from None
         props = self._slide.properties
+        self._origin, (base_w, base_h) = _bounds(props, self._slide.dimensions)
         levels = []
         for i, ((width, height), downsample) in enumerate(
             zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)
         ):
             tile_w = int(props.get(f"openslide.level[{i}].tile-width", _DEFAULT_TILE))
             tile_h = int(props.get(f"openslide.level[{i}].tile-height", _DEFAULT_TILE))
+            if (base_w, base_h) != self._slide.dimensions:
+                width = min(width, math.ceil(base_w / downsample))
+                height = min(height, math.ceil(base_h / downsample))
             levels.append(Level(i, width, height, tile_w, tile_h, float(downsample)))
         self._levels = tuple(levels)
 
     @property
     def levels(self) -> Sequence[Level]:
-        """OpenSlide's levels (including any it synthesises)."""
+        """OpenSlide's levels (including any it synthesises), cropped to the bounds."""
         return self._levels
 
     @property
@@ -87,11 +99,13 @@ class OpenSlideReader(SlideReader):
         )
 
     def read_region(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
-        """OpenSlide's region, flattened on white."""
+        """OpenSlide's region (relative to the bounds), flattened on white."""
         downsample = self._levels[level].downsample
+        origin_x, origin_y = self._origin
         try:
             image = self._slide.read_region(
-                (round(x * downsample), round(y * downsample)), level, (width, height)
+                (origin_x + round(x * downsample), origin_y + round(y * downsample)), level,
+                (width, height),
             )
         except self._openslide.OpenSlideError as exc:
             raise InvalidInput(f"{self.path.name}: OpenSlide read failed ({exc})") from None
@@ -107,6 +121,21 @@ class OpenSlideReader(SlideReader):
     def close(self) -> None:
         """Close the OpenSlide handle."""
         self._slide.close()
+
+
+def _bounds(props: Mapping[str, str], size: tuple[int, int]
+            ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((x, y), (width, height)) of the scanned data in level 0: OpenSlide's bounds, or the
+    whole level when it states none (or nonsense)."""
+    try:
+        x, y, width, height = (int(props[f"openslide.bounds-{key}"])
+                               for key in ("x", "y", "width", "height"))
+    except (KeyError, ValueError):
+        return (0, 0), size
+    if x < 0 or y < 0 or width <= 0 or height <= 0 or x + width > size[0] \
+            or y + height > size[1]:
+        return (0, 0), size
+    return (x, y), (width, height)
 
 
 def _flatten(rgba: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Slides in TIFF containers read with tifffile: Aperio SVS, Hamamatsu NDPI, Philips TIFF,
-OME-TIFF and generic tiled pyramidal TIFF.
+OME-TIFF and generic tiled pyramidal TIFF. Leica SCN and Ventana BIF, TIFF containers whose
+geometry lives in vendor XML, are handed over to OpenSlide.
 
 Stored tiles are read with positioned reads (``os.pread``, so worker threads need no lock)
 and, for JPEG tiles, spliced with the page's ``JPEGTables`` into frame-ready streams. Regions
@@ -28,10 +29,13 @@ from wsi.readers.base import (
     Level,
     SlideProperties,
     SlideReader,
+    StoredImage,
+    StoredRun,
     StoredTiles,
     paste,
 )
-from wsi.readers.jpeg import parse_header, splice_prefix
+from wsi.readers.jpeg import JpegHeader, parse_header, splice_prefix
+from wsi.readers.jpeg_strips import join_strips
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -118,8 +122,26 @@ def _philips_facts(tf: tifffile.TiffFile) -> _FormatFacts:
                     mpp = (values[1], values[0])  # DICOM order is row (y), column (x)
     except ElementTree.ParseError:
         pass
-    return _FormatFacts("philips", mpp, None, properties,
+    return _FormatFacts("philips", mpp, _philips_objective(properties), properties,
                         {"label": "Label", "overview": "Macro"})
+
+
+def _philips_objective(properties: Mapping[str, str]) -> float | None:
+    """The objective power as OpenSlide reads it: the first ``levels=`` entry of
+    DICOM_DERIVATION_DESCRIPTION, when it is a plausible magnification (else it is a code
+    above 10000)."""
+    found = re.search(r"(?:^|-)levels=(\d+)", properties.get("DICOM_DERIVATION_DESCRIPTION", ""))
+    return float(found.group(1)) if found and 0 < int(found.group(1)) <= 200 else None
+
+
+def _openslide_only(vendor: str) -> Callable[[tifffile.TiffFile], _FormatFacts]:
+    """Facts of a TIFF flavour whose geometry lives in vendor XML (Leica SCN: images placed
+    in a collection; Ventana BIF: tiles stitched with overlaps): OpenSlide reads it."""
+
+    def facts(tf: tifffile.TiffFile) -> _FormatFacts:
+        raise Unsupported(f"{vendor} slides are read through OpenSlide")
+
+    return facts
 
 
 def _ome_facts(tf: tifffile.TiffFile) -> _FormatFacts:
@@ -147,6 +169,8 @@ FORMATS: tuple[_Format, ...] = (
     _Format("ndpi", lambda tf: bool(tf.is_ndpi), _ndpi_facts),
     _Format("philips", lambda tf: bool(tf.is_philips), _philips_facts),
     _Format("ome", lambda tf: bool(tf.is_ome), _ome_facts),
+    _Format("scn", lambda tf: bool(tf.is_scn), _openslide_only("Leica SCN")),
+    _Format("bif", lambda tf: bool(tf.is_bif), _openslide_only("Ventana BIF")),
     _Format("tiff", lambda tf: True, _generic_facts),
 )
 """The TIFF flavours this reader knows, most specific first; the last one always matches."""
@@ -197,8 +221,8 @@ class TiffReader(SlideReader):
                                "TIFF directory)")
         try:
             self._format = next(f for f in FORMATS if f.detect(tf))
-            series = tf.series[0]
             self._facts = self._format.facts(tf)
+            series = tf.series[0]
         except (IndexError, KeyError, ValueError, tifffile.TiffFileError) as exc:
             raise Unsupported(f"{self.path.name}: unreadable TIFF structure ({exc})") from None
         size = os.fstat(self._fd).st_size
@@ -271,15 +295,7 @@ class TiffReader(SlideReader):
             header = parse_header(self._splice(access, 0))
         except (ValueError, IndexError, struct.error, InvalidInput):
             return None
-        if not header.baseline or header.components != 3:
-            return None
-        if header.holds_rgb:
-            return StoredTiles(JPEG_BASELINE, "RGB")
-        if header.subsampled:
-            return StoredTiles(JPEG_BASELINE, "YBR_FULL_422")
-        # YCbCr without subsampling would be YBR_FULL, which the WSI IOD does not allow
-        # (PS3.3 C.8.12.4.1.5): such tiles are re-encoded.
-        return None
+        return _frame_encoding(header)
 
     # -- primitives ----------------------------------------------------------------------
 
@@ -336,6 +352,24 @@ class TiffReader(SlideReader):
         if access.prefix is None:
             return super().read_tile(level, col, row)
         return self._splice(access, row * access.segments_across + col)
+
+    def read_stored_run(self, level: int, start: int, count: int) -> StoredRun:
+        """Tiles that lie back to back in the file (as TIFF writers store them, row-major)
+        with one positioned read and no per-tile copy; others as the default does."""
+        access = self._pages[level]
+        offsets = np.asarray(access.offsets[start : start + count], dtype=np.int64)
+        counts = np.asarray(access.counts[start : start + count], dtype=np.int64)
+        if (access.prefix is None or not len(offsets)
+                or np.any(offsets[1:] != offsets[:-1] + counts[:-1])):
+            return super().read_stored_run(level, start, count)
+        first = int(offsets[0])
+        data = self._read(first, int(offsets[-1] + counts[-1]) - first)
+        starts = offsets - first
+        pixels = np.frombuffer(data, dtype=np.uint8)
+        if (np.any(counts < 2) or np.any(pixels[starts] != 0xFF)
+                or np.any(pixels[starts + 1] != 0xD8)):
+            raise InvalidInput(f"{self.path.name}: a tile of level {level} is not a JPEG stream")
+        return StoredRun(access.prefix, data, starts + 2, starts + counts)
 
     def read_tiles(self, level: int, positions: Sequence[tuple[int, int]]) -> Iterator[bytes]:
         """Stored tiles as :meth:`read_tile` gives them; tiles that lie back to back in the
@@ -394,10 +428,34 @@ class TiffReader(SlideReader):
             raise InvalidInput(f"{self.path.name}: cannot decode segment {index}")
         return np.asarray(segment).reshape(segment.shape[-3:])
 
+    def _associated_series(self, kind: AssociatedKind) -> tifffile.TiffPageSeries | None:
+        name = self._facts.associated.get(kind)
+        return next((s for s in self._tiff.series if name and s.name == name), None)
+
+    def associated_stored(self, kind: AssociatedKind) -> StoredImage | None:
+        """A JPEG label, macro or thumbnail as stored: its strips joined into one stream
+        (:mod:`wsi.readers.jpeg_strips`), the tables and RGB marker spliced in."""
+        series = self._associated_series(kind)
+        page = series.keyframe if series is not None else None
+        if (not isinstance(page, tifffile.TiffPage) or page.compression != _JPEG
+                or page.is_tiled or page.samplesperpixel != 3 or page.planarconfig != 1
+                or page.jpegheader is not None or not all(page.databytecounts)):
+            return None
+        strips = [self._read(offset, count)
+                  for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True)]
+        try:
+            frame = join_strips(strips, page.jpegtables, page.imagewidth, page.imagelength,
+                                rgb_marker=page.photometric == _PHOTOMETRIC_RGB)
+            encoding = _frame_encoding(parse_header(frame)) if frame else None
+        except (ValueError, IndexError, struct.error):
+            return None
+        if frame is None or encoding is None:
+            return None
+        return StoredImage(kind, page.imagewidth, page.imagelength, frame, encoding)
+
     def associated(self, kind: AssociatedKind) -> AssociatedImage | None:
         """Label, macro (overview) or thumbnail series by their tifffile names."""
-        name = self._facts.associated.get(kind)
-        series = next((s for s in self._tiff.series if name and s.name == name), None)
+        series = self._associated_series(kind)
         if series is None:
             return None
         try:
@@ -415,6 +473,19 @@ class TiffReader(SlideReader):
             os.close(fd)
             self._fd = -1
 
+
+
+def _frame_encoding(header: JpegHeader) -> StoredTiles | None:
+    """How a DICOM frame describes this JPEG stream, or ``None`` if it cannot be one."""
+    if not header.baseline or header.components != 3:
+        return None
+    if header.holds_rgb:
+        return StoredTiles(JPEG_BASELINE, "RGB")
+    if header.subsampled:
+        return StoredTiles(JPEG_BASELINE, "YBR_FULL_422")
+    # YCbCr without subsampling would be YBR_FULL, which the WSI IOD does not allow
+    # (PS3.3 C.8.12.4.1.5): such streams are re-encoded.
+    return None
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
