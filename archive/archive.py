@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from archive.index import finder
 from archive.index.database import open_engine
 from archive.index.schema import instances, series, studies
 from archive.index.writer import delete_instances
-from archive.ingest import Ingester, StoredInstance
+from archive.ingest import Ingester, Outcome, PreparedInstance, StoredInstance
 from archive.lru import Lru
 from archive.pixels import header_value, pixel_description
 from archive.query import FindResult, Query
@@ -28,7 +28,7 @@ from archive.transcoding import explicit_vr_little_endian
 from wsi.codecs import PixelDescription, decode_frame
 from wsi.dicom.encapsulation import FrameTable
 from wsi.dicom.part10 import read_header
-from wsi.errors import InvalidInput, NotFound
+from wsi.errors import InvalidInput, NotFound, WsiArchiveError
 from wsi.pyramid import InstanceFacts
 from wsi.settings import Settings
 
@@ -81,7 +81,8 @@ class Archive:
         self.storage = Storage(settings.data_dir, settings.max_upload_bytes)
         self.engine = engine or open_engine(settings.resolved_database_url)
         self._ingester = Ingester(
-            self.storage, self.engine, settings.on_conflict, settings.bulkdata_threshold
+            self.storage, self.engine, settings.on_conflict, settings.bulkdata_threshold,
+            parser_processes=_parser_processes(),
         )
         self._frame_tables: Lru[tuple[int, str], FrameTable | None] = Lru(256)
         # Retrieval of one instance (a tile request) must not cost an index query each time.
@@ -99,7 +100,8 @@ class Archive:
             log.warning("removed %d staging files left by an interrupted ingest", leftovers)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections and stop the parser process."""
+        self._ingester.close()
         self.engine.dispose()
 
     # ---- ingest -------------------------------------------------------------------------
@@ -108,13 +110,29 @@ class Archive:
         return self.storage.stage()
 
     def ingest(self, staged: StagedFile, expected_study_uid: str | None = None) -> StoredInstance:
-        """Validate, store and index a finished staged file (the one ingest path)."""
-        stored = self._ingester.ingest(staged, expected_study_uid)
-        if stored.replaced:
+        """Validate, store and index a finished staged file (the one ingest path, as a group
+        of one: :meth:`prepare` then :meth:`commit`)."""
+        (outcome,) = self.commit([self.prepare(staged, expected_study_uid)])
+        if isinstance(outcome, WsiArchiveError):
+            raise outcome
+        return outcome
+
+    def prepare(
+        self, staged: StagedFile, expected_study_uid: str | None = None
+    ) -> PreparedInstance:
+        """Parse and validate a finished staged file (discarded if it fails), for :meth:`commit`."""
+        return self._ingester.prepare(staged, expected_study_uid)
+
+    def commit(self, prepared: Sequence[PreparedInstance]) -> list[Outcome]:
+        """Store and index prepared instances as one group, each failing alone (see
+        :mod:`archive.ingest`); one outcome per instance, in order."""
+        outcomes = self._ingester.commit(prepared)
+        stored = [o for o in outcomes if isinstance(o, StoredInstance)]
+        if any(s.replaced for s in stored):
             self._forget_records()
-        if not stored.already_stored:
-            self._slides.forget(stored.series_uid)
-        return stored
+        for series_uid in {s.series_uid for s in stored if not s.already_stored}:
+            self._slides.forget(series_uid)
+        return outcomes
 
     def ingest_path(self, path: Path, move: bool = False) -> StoredInstance:
         """Ingest a file from anywhere: copied (folder import), or moved when ``move`` is set
@@ -335,6 +353,11 @@ class Archive:
     def series_facts(self, series_uid: str) -> list[InstanceFacts]:
         """The pyramid facts of each image instance of a series (from stored metadata)."""
         return list(self.slide(series_uid).facts.values())
+
+
+def _parser_processes() -> int:
+    """Processes that parse incoming instances: one where a second core can run it."""
+    return 1 if (os.cpu_count() or 1) > 1 else 0
 
 
 __all__ = ["Archive", "InstanceRecord", "Level", "Query", "StoredInstance"]

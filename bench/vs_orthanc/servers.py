@@ -154,12 +154,30 @@ def process_jiffies(pid: int, children: bool = False) -> int:
     return sum(int(v) for v in fields[11:15 if children else 13])
 
 
+def tree_jiffies(pid: int) -> int:
+    """CPU time of a process and its live descendants (our server's parser process)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, ppid in parents.items() if ppid == parent and child not in tree]
+        tree.update(kids)
+        frontier += kids
+    return sum(process_jiffies(p) for p in tree)
+
+
 class CpuAccount:
     """How much CPU other processes on the machine used while a workload ran.
 
-    Total busy time from /proc/stat minus the time of the two servers and of this process
-    with its reaped children (wrk). The machine is shared with other sessions; a large
-    'foreign' share means the figures of that workload are disturbed.
+    Total busy time from /proc/stat minus the time of the two servers with their child
+    processes (our parser process) and of this process with its reaped children (wrk).
+    The machine is shared with other sessions; a large 'foreign' share means the figures
+    of that workload are disturbed.
     """
 
     def __init__(self, servers: Sequence[Server]) -> None:
@@ -167,7 +185,7 @@ class CpuAccount:
         self._start = self._sample()
 
     def _sample(self) -> tuple[float, int, int]:
-        ours = sum(process_jiffies(s.process.pid) for s in self.servers)
+        ours = sum(tree_jiffies(s.process.pid) for s in self.servers)
         ours += process_jiffies(os.getpid(), children=True)
         return time.monotonic(), _busy_jiffies(), ours
 
