@@ -99,6 +99,11 @@ class Archive:
         if leftovers:
             log.warning("removed %d staging files left by an interrupted ingest", leftovers)
 
+    def start_parser(self) -> None:
+        """Start the ingest parser process in the background (a server calls this at start-up
+        so that its first ingest does not wait ~1 s for the process)."""
+        self._ingester.start_parser()
+
     def close(self) -> None:
         """Release the database connections and stop the parser process."""
         self._ingester.close()

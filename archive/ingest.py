@@ -161,6 +161,13 @@ class Ingester:
             pool.shutdown(wait=False)
             return parse_staged(*args)
 
+    def start_parser(self) -> None:
+        """Start the parser process now rather than at the first ingest, which would wait
+        ~1 s for it to spawn and import pydicom; a no-op where there is none."""
+        pool = self._parser_pool()
+        if pool is not None:
+            pool.submit(_parser_ready)  # not awaited: the process starts in the background
+
     def close(self) -> None:
         """Stop the parser process, if one was started."""
         with self._pool_lock:
@@ -344,6 +351,11 @@ class Ingester:
         series_pk = upsert_parents(conn, row)
         added[series_uid] = (series_pk, study_uid)
         return series_pk
+
+
+def _parser_ready() -> bool:
+    """Run in the parser process to make it start; importing this module is the warm-up."""
+    return True
 
 
 def _rounds(group: Sequence[PreparedInstance]) -> list[list[int]]:

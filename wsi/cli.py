@@ -77,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level)
     archive = _build_archive(settings)
     archive.recover()
+    archive.start_parser()
     # Process-wide: temporary files (pynetdicom's received C-STORE data sets) go to the data
     # filesystem, so that ingest can rename them into staging instead of copying them.
     temporary = settings.data_dir / "tmp"

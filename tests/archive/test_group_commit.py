@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
@@ -140,3 +141,22 @@ def _staged(archive: Archive, ds: pydicom.Dataset) -> StagedFile:
     staged.write(to_bytes(ds))
     staged.finish()
     return staged
+
+
+def test_the_parser_process_can_start_before_the_first_ingest(tmp_path: Path) -> None:
+    archive = Archive(Settings(data_dir=tmp_path / "data"))
+    ingester = Ingester(archive.storage, archive.engine, "reject", 1024, parser_processes=1)
+    try:
+        before = set(multiprocessing.active_children())
+        ingester.start_parser()
+        started = set(multiprocessing.active_children()) - before
+        prepared = ingester.prepare(_staged(archive, fresh_copy("CT_small.dcm")))
+        (outcome,) = ingester.commit([prepared])
+        after = set(multiprocessing.active_children()) - before
+    finally:
+        ingester.close()
+        archive.close()
+
+    assert len(started) == 1  # spawned by start_parser, not by the ingest
+    assert after == started  # the ingest used it
+    assert isinstance(outcome, StoredInstance)
