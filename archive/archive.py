@@ -89,6 +89,9 @@ class Archive:
         self._records: Lru[tuple[str, str, str], InstanceRecord] = Lru(_RECORD_CACHE_SIZE)
         # Slides (pyramid models) are built from stored metadata on first use; see slides.py.
         self._slides = SlideCache()
+        self.removals = 0
+        """Grows whenever stored files are deleted or replaced: whoever keeps instance files
+        open (the HTTP fast path) closes them when it changes, so that the space is freed."""
         self.images = SlideImages(self.read_frames)
         """Tiles, IIIF regions and associated images of slides (bounded transcode cache)."""
 
@@ -135,6 +138,7 @@ class Archive:
         stored = [o for o in outcomes if isinstance(o, StoredInstance)]
         if any(s.replaced for s in stored):
             self._forget_records()
+            self.removals += 1
         for series_uid in {s.series_uid for s in stored if not s.already_stored}:
             self._slides.forget(series_uid)
         return outcomes
@@ -293,6 +297,7 @@ class Archive:
             self._slides.forget(series_uid)
         for r in records:
             r.path.unlink(missing_ok=True)
+        self.removals += 1
         return len(records)
 
     # ---- slides ----------------------------------------------------------------------------

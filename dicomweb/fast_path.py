@@ -109,9 +109,14 @@ class _OpenFiles:
         self._services = services
         self._capacity = capacity
         self._fds: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._removals = services.archive.removals
 
     async def read_if_cached(self, span: FrameSpan) -> bytes | None:
         """The span's bytes if the page cache holds them all, else None."""
+        if self._removals != self._services.archive.removals:
+            # Files were deleted or replaced: let go of them, or their space stays in use.
+            self._removals = self._services.archive.removals
+            self.close()
         fd = await self._get(span)
         return None if fd is None else _read_if_cached(fd, span.offset, span.length)
 

@@ -8,6 +8,7 @@ frames through the real server.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,9 +48,9 @@ class Recorder:
 class Harness:
     """The wrapped app, what reached Litestar, and one event loop for all requests."""
 
-    def __init__(self, fast: FastPath, recorder: Recorder, series: str, level0: Path,
-                 aperio: Path) -> None:
-        self.fast, self.recorder, self.series = fast, recorder, series
+    def __init__(self, fast: FastPath, recorder: Recorder, archive: Archive, series: str,
+                 level0: Path, aperio: Path) -> None:
+        self.fast, self.recorder, self.archive, self.series = fast, recorder, archive, series
         self.level0, self.aperio = level0, aperio
         self.loop = asyncio.new_event_loop()
 
@@ -73,7 +74,7 @@ def _harness(folder: Path) -> Iterator[Harness]:
     recorder.app = app = create_app(services)
     fast = FastPath(recorder, services, app.cors_config or CORSConfig())
     series = str(pydicom.dcmread(level0, stop_before_pixels=True).SeriesInstanceUID)
-    harness = Harness(fast, recorder, series, level0, aperio)
+    harness = Harness(fast, recorder, archive, series, level0, aperio)
     yield harness
     harness.loop.close()
     archive.close()
@@ -263,3 +264,32 @@ def test_other_frame_requests_go_to_litestar(stack: Harness, suffix: str, accept
 
     assert (h.recorder.calls, h.fast.served) == (calls + 1, served)
     assert status in (200, 404, 406)
+
+
+def _open_paths() -> set[str]:
+    fds = Path("/proc/self/fd")
+    paths = set()
+    for fd in fds.iterdir():
+        try:
+            paths.add(os.readlink(fd).removesuffix(" (deleted)"))
+        except OSError:
+            continue
+    return paths
+
+
+def test_deleted_files_are_let_go(cold: Harness) -> None:
+    h = cold
+    aperio = pydicom.dcmread(h.aperio, stop_before_pixels=True)
+    aperio_url = f"/wsi/series/{aperio.SeriesInstanceUID}/tiles/0/0/0"
+    h.get(aperio_url)
+    h.get(aperio_url)  # served by the fast path, which keeps the file open
+    record = h.archive.instance(aperio.StudyInstanceUID, aperio.SeriesInstanceUID,
+                                aperio.SOPInstanceUID)
+    assert str(record.path) in _open_paths()
+
+    h.archive.delete(aperio.StudyInstanceUID)
+    warm(h, h.series)
+    h.get(f"/wsi/series/{h.series}/tiles/0/1/0")  # the next fast-path read closes old files
+
+    assert str(record.path) not in _open_paths()
+    assert h.get(aperio_url)[0] == 404
