@@ -207,7 +207,11 @@ async function main() {
     element: document.getElementById("osd"),
     prefixUrl: "vendor/openseadragon/images/",
     tileSources: source(),
-    drawer: "canvas",
+    // The HTML drawer lets the browser composite the tile images itself; the canvas drawer
+    // first copies each tile into a canvas of its own, which made the first view ~20 % slower
+    // in headless Chromium (median 0.71-0.76 s against 0.88-0.92 s, bench/README.md).
+    // ?drawer=canvas or webgl picks another one.
+    drawer: params.get("drawer") || "html",
     crossOriginPolicy: "Anonymous",
     showNavigator: true,
     showNavigationControl: false,
