@@ -15,6 +15,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from wsi.browser_jpeg import ADOBE_TRANSFORM_NONE
+
 SOI = b"\xff\xd8"
 EOI = b"\xff\xd9"
 _SOS = 0xDA
@@ -23,11 +25,7 @@ _APP14 = 0xEE
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE = frozenset({0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)})
 
-ADOBE_RGB_APP14 = (
-    b"\xff\xee\x00\x0e"  # APP14, length 14
-    + b"Adobe"
-    + struct.pack(">HHHB", 100, 0, 0, 0)  # version 100, flags0, flags1, transform 0 = none
-)
+ADOBE_RGB_APP14 = ADOBE_TRANSFORM_NONE
 """Adobe APP14 segment with transform 0: the components are not colour transformed."""
 
 
