@@ -182,7 +182,8 @@ class Ingester:
             if self._pool is None:
                 # spawn, not fork: the serving process runs threads.
                 self._pool = ProcessPoolExecutor(
-                    self._parser_processes, mp_context=multiprocessing.get_context("spawn")
+                    self._parser_processes, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_log_like, initargs=_logging_of_this_process(),
                 )
             return self._pool
 
@@ -351,6 +352,19 @@ class Ingester:
         series_pk = upsert_parents(conn, row)
         added[series_uid] = (series_pk, study_uid)
         return series_pk
+
+
+def _logging_of_this_process() -> tuple[int, str | None]:
+    root = logging.getLogger()
+    formatter = root.handlers[0].formatter if root.handlers else None
+    return root.getEffectiveLevel(), getattr(formatter, "_fmt", None)
+
+
+def _log_like(level: int, fmt: str | None) -> None:
+    """Set up logging in the parser process as in the process that started it (a spawned
+    process starts unconfigured, and its messages would be lost); it writes to the inherited
+    standard error."""
+    logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
 
 
 def _parser_ready() -> bool:

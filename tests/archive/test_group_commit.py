@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import multiprocessing
 import os
 import signal
@@ -160,3 +161,28 @@ def test_the_parser_process_can_start_before_the_first_ingest(tmp_path: Path) ->
     assert len(started) == 1  # spawned by start_parser, not by the ingest
     assert after == started  # the ingest used it
     assert isinstance(outcome, StoredInstance)
+
+
+def test_the_parser_process_logs_like_the_server(tmp_path: Path,
+                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    ds = fresh_copy("CT_small.dcm")
+    del ds.PixelData
+    ds.Rows = ds.Columns = 8
+    ds.BitsAllocated = ds.BitsStored = 1
+    ds.HighBit = 0
+    ds.PixelData = bytes(8)  # 1-bit pixels: stored whole, no frame-level access (logged)
+    ds["PixelData"].VR = "OW"
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    archive = Archive(Settings(data_dir=tmp_path / "data"))
+    ingester = Ingester(archive.storage, archive.engine, "reject", 1024, parser_processes=1)
+    try:
+        (outcome,) = ingester.commit([ingester.prepare(_staged(archive, ds))])
+    finally:
+        ingester.close()
+        archive.close()
+        root.setLevel(level)
+
+    assert isinstance(outcome, StoredInstance)
+    assert f"no frame access for {ds.SOPInstanceUID}" in capfd.readouterr().err
