@@ -16,7 +16,6 @@ import io
 import struct
 from collections.abc import Iterable, Iterator
 
-import numpy as np
 import pydicom
 from pydicom.uid import UID
 
@@ -152,15 +151,10 @@ class _PixelPlan:
             # Decode the colours a browser would show (Aperio RGB-in-JPEG gets its marker).
             frame = for_browser(frame, self.stored_photometric) or frame
         array = decode_frame(frame, self.stored, self.pixels)
-        expected = np.dtype(f"{'i' if self.pixels.pixel_representation else 'u'}"
-                            f"{self.pixels.bits_allocated // 8}")
-        if array.dtype.itemsize != expected.itemsize:
-            raise Unsupported(
-                f"frames decode to {array.dtype} samples, BitsAllocated says "
-                f"{self.pixels.bits_allocated}"
-            )
         data = native_bytes(array)
-        if len(data) != self.frame_bytes:
-            raise InvalidInput(f"a frame decodes to {len(data)} bytes, expected "
-                               f"{self.frame_bytes}")
+        if len(data) != self.frame_bytes:  # e.g. 16-bit samples where BitsAllocated says 8
+            raise InvalidInput(
+                f"a frame decodes to {array.shape} {array.dtype} samples ({len(data)} bytes), "
+                f"the header describes {self.frame_bytes} bytes"
+            )
         return data
