@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from archive.attributes import Level
+from archive.changes import ChangeCounters
 from archive.index import finder
 from archive.index.database import open_engine
 from archive.index.schema import instances, series, studies
@@ -89,9 +90,10 @@ class Archive:
         self._records: Lru[tuple[str, str, str], InstanceRecord] = Lru(_RECORD_CACHE_SIZE)
         # Slides (pyramid models) are built from stored metadata on first use; see slides.py.
         self._slides = SlideCache()
-        self.removals = 0
-        """Grows whenever stored files are deleted or replaced: whoever keeps instance files
-        open (the HTTP fast path) closes them when it changes, so that the space is freed."""
+        # Other processes serving this data folder change the index too (HTTP workers, the
+        # DIMSE process): their commits show in these counters; see _notice_changes.
+        self._changes = ChangeCounters(settings.data_dir / "changes")
+        self._seen = self._changes.read()
         self.images = SlideImages(self.read_frames)
         """Tiles, IIIF regions and associated images of slides (bounded transcode cache)."""
 
@@ -111,6 +113,36 @@ class Archive:
         """Release the database connections and stop the parser process."""
         self._ingester.close()
         self.engine.dispose()
+        self._changes.close()
+
+    @property
+    def removals(self) -> int:
+        """Grows whenever stored files are deleted or replaced, by any process: whoever keeps
+        instance files open (the HTTP fast path) closes them when it changes, so that the
+        space is freed."""
+        self._notice_changes()
+        return self._seen.removed
+
+    def _notice_changes(self) -> None:
+        """Drop what another process's commits may have made stale: after new instances,
+        cached slides are revalidated on next use; after deletions or replacements, cached
+        instance records and parent rows are dropped too. A memory read when nothing moved."""
+        now = self._changes.read()
+        seen = self._seen
+        if now == seen:
+            return
+        if now.removed != seen.removed:
+            self._forget_records()
+            self._ingester.forget_parents()
+        self._slides.expire_all()
+        self._seen = now
+
+    def _announce(self, stored: int = 0, removed: int = 0) -> None:
+        """Tell the other processes about this process's commit (see :mod:`archive.changes`)."""
+        before, after = self._changes.bump(stored, removed)
+        if before == self._seen:
+            # Nothing else moved in between: this process's own caches are already right.
+            self._seen = after
 
     # ---- ingest -------------------------------------------------------------------------
     def stage(self) -> StagedFile:
@@ -134,13 +166,17 @@ class Archive:
     def commit(self, prepared: Sequence[PreparedInstance]) -> list[Outcome]:
         """Store and index prepared instances as one group, each failing alone (see
         :mod:`archive.ingest`); one outcome per instance, in order."""
+        self._notice_changes()
         outcomes = self._ingester.commit(prepared)
         stored = [o for o in outcomes if isinstance(o, StoredInstance)]
-        if any(s.replaced for s in stored):
+        replaced = any(s.replaced for s in stored)
+        if replaced:
             self._forget_records()
-            self.removals += 1
-        for series_uid in {s.series_uid for s in stored if not s.already_stored}:
+        new_series = {s.series_uid for s in stored if not s.already_stored}
+        for series_uid in new_series:
             self._slides.forget(series_uid)
+        if new_series or replaced:
+            self._announce(stored=int(bool(new_series)), removed=int(replaced))
         return outcomes
 
     def ingest_path(self, path: Path, move: bool = False) -> StoredInstance:
@@ -168,6 +204,7 @@ class Archive:
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> list[InstanceRecord]:
         """The instances of a study, series or one instance; NotFound when there are none."""
+        self._notice_changes()
         stmt = (
             select(*_RECORD_COLUMNS)
             .select_from(
@@ -206,6 +243,7 @@ class Archive:
     def instance(self, study_uid: str, series_uid: str, sop_uid: str) -> InstanceRecord:
         """One instance by its full address, from a small cache of recent lookups."""
         key = (study_uid, series_uid, sop_uid)
+        self._notice_changes()
         record = self._records.get(key, None)
         if record is None:
             (record,) = self.instances(study_uid, series_uid, sop_uid)
@@ -297,7 +335,7 @@ class Archive:
             self._slides.forget(series_uid)
         for r in records:
             r.path.unlink(missing_ok=True)
-        self.removals += 1
+        self._announce(removed=1)
         return len(records)
 
     # ---- slides ----------------------------------------------------------------------------
@@ -331,6 +369,7 @@ class Archive:
 
     def slide(self, series_uid: str) -> Slide:
         """A series as a whole-slide image (pyramids, associated images), cached by series."""
+        self._notice_changes()
         return self._slides.get(
             series_uid,
             lambda: self._series_signature(series_uid),
@@ -341,6 +380,7 @@ class Archive:
         """Where a passthrough tile's bytes are, answered from memory only (no index query,
         no file access): None unless the slide and the frame table are cached and fresh, so
         an event loop may call it; everything else goes through :attr:`images`."""
+        self._notice_changes()
         slide = self._slides.peek(series_uid)
         if slide is None:
             return None
@@ -349,6 +389,7 @@ class Archive:
     def cached_instance(self, study_uid: str, series_uid: str, sop_uid: str
                         ) -> InstanceRecord | None:
         """:meth:`instance` if it is cached, else None; never queries the index."""
+        self._notice_changes()
         return self._records.get((study_uid, series_uid, sop_uid), None)
 
     def cached_frame_span(self, record: InstanceRecord, number: int) -> FrameSpan | None:

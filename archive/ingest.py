@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -50,6 +51,7 @@ from wsi.dicom.encapsulation import build_frame_table, native_frame_length
 from wsi.dicom.part10 import Part10Header, read_header
 from wsi.dicom.uids import validate_uid
 from wsi.errors import Conflict, InvalidInput, Unsupported, WsiArchiveError
+from wsi.processes import when_parent_exits
 from wsi.settings import OnConflict
 
 log = logging.getLogger(__name__)
@@ -361,10 +363,11 @@ def _logging_of_this_process() -> tuple[int, str | None]:
 
 
 def _log_like(level: int, fmt: str | None) -> None:
-    """Set up logging in the parser process as in the process that started it (a spawned
-    process starts unconfigured, and its messages would be lost); it writes to the inherited
-    standard error."""
+    """Set up the parser process: logging as in the process that started it (a spawned
+    process starts unconfigured, and its messages would be lost; it writes to the inherited
+    standard error), and an exit when that process is gone (killed, it cannot stop us)."""
     logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
+    when_parent_exits(lambda: os._exit(0))
 
 
 def _parser_ready() -> bool:

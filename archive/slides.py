@@ -362,3 +362,10 @@ class SlideCache:
         """Drop a series (after an ingest into it or a delete from it)."""
         with self._lock:
             self._entries.pop(series_uid, None)
+
+    def expire_all(self) -> None:
+        """Make every slide be revalidated on its next use (another process changed the
+        index, and any series may have gained or lost instances)."""
+        with self._lock:
+            for entry in self._entries.values():
+                entry.checked = float("-inf")

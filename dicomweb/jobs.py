@@ -8,8 +8,11 @@ never burdened by a slide.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
+import os
+import re
 import shutil
 import threading
 import time
@@ -17,7 +20,7 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +29,7 @@ from archive.ingest import StoredInstance
 from dicomizer.convert import ConversionResult, ProgressCallback, convert
 from dicomizer.options import ConversionOptions
 from wsi.errors import InvalidInput, NotFound, WsiArchiveError
+from wsi.processes import when_parent_exits
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,11 @@ def convert_and_store(
         return result, store_series(archive, result.files)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _exit_now() -> None:
+    """A conversion process's end when the server process is gone (see wsi.processes)."""
+    os._exit(0)
 
 
 def _convert_in_worker(
@@ -113,25 +122,57 @@ def unpack_mrxs_zip(archive_path: Path, folder: Path) -> Path:
     return slides[0]
 
 
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+KEEP_FINISHED_SECONDS = 7 * 24 * 3600
+"""Statuses of ended jobs are dropped at a start-up this long after they ended."""
+_UNFINISHED = ("queued", "running", "storing")
+
+
 class ConversionJobs:
     """Queued conversions of uploaded slides, run by a process pool. Thread-safe.
 
-    Jobs live in memory: a restart forgets them (the series they stored stay stored).
+    A job works in ``ROOT/ID/`` (removed when it ends) and its status is a small JSON file
+    ``ROOT/../jobs/ID.json``, written by the process that runs the job and read by any:
+    every HTTP worker process answers for every job, and finished jobs are still known after
+    a restart (for :data:`KEEP_FINISHED_SECONDS`).
     """
 
     def __init__(self, archive: Archive, root: Path, workers: int = 1,
                  keep_failed_uploads: bool = False) -> None:
         self._archive = archive
         self._root = root
+        self._statuses = _status_dir(root)
         self._keep_failed = keep_failed_uploads
         # spawn, not fork: the server process runs threads (uvicorn, pynetdicom, the pool's
         # own), and forking a threaded process can deadlock the child.
         self._pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=when_parent_exits, initargs=(_exit_now,),
         )
-        self._jobs: dict[str, JobStatus] = {}
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
+        self._statuses.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def mark_interrupted(root: Path) -> int:
+        """Fail the jobs a stopped server left unfinished and remove uploads it never
+        finished receiving (called once at start-up, before any worker runs jobs); returns
+        how many jobs were failed. Statuses of jobs that ended long ago are dropped."""
+        statuses = _status_dir(root)
+        for folder in root.iterdir() if root.is_dir() else ():
+            if folder.is_dir() and not (statuses / f"{folder.name}.json").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+        count = 0
+        for path in statuses.glob("*.json") if statuses.is_dir() else ():
+            status = _read_status(path)
+            if status is not None and status.state in _UNFINISHED:
+                _write_status(statuses, replace(status, state="failed",
+                                                error="interrupted: the server stopped"))
+                shutil.rmtree(root / status.id, ignore_errors=True)
+                count += 1
+            elif time.time() - _modified(path) > KEEP_FINISHED_SECONDS:
+                path.unlink(missing_ok=True)
+        return count
 
     def new_upload(self, filename: str) -> tuple[str, Path]:
         """A job id and the path its upload is to be written to."""
@@ -150,15 +191,15 @@ class ConversionJobs:
         """Queue the conversion of a finished upload."""
         status = JobStatus(job_id, "queued", upload.name)
         with self._lock:
-            self._jobs[job_id] = status
+            _write_status(self._statuses, status)
         threading.Thread(target=self._run, args=(job_id, upload, options),
                          name=f"job-{job_id[:8]}", daemon=True).start()
         return status
 
     def status(self, job_id: str) -> JobStatus:
         """The current state of a job; NotFound for unknown ids."""
-        with self._lock:
-            status = self._jobs.get(job_id)
+        status = _read_status(self._statuses / f"{job_id}.json") \
+            if _JOB_ID.fullmatch(job_id) else None
         if status is None:
             raise NotFound(f"no job {job_id}")
         if status.state == "running":
@@ -166,10 +207,9 @@ class ConversionJobs:
         return status
 
     def all(self) -> list[JobStatus]:
-        """Every job this process knows, newest last."""
-        with self._lock:
-            ids = list(self._jobs)
-        return [self.status(job_id) for job_id in ids]
+        """Every job, newest last."""
+        paths = sorted(self._statuses.glob("*.json"), key=_modified)
+        return [self.status(path.stem) for path in paths if _JOB_ID.fullmatch(path.stem)]
 
     def shutdown(self) -> None:
         """Stop the worker processes (running conversions are abandoned)."""
@@ -184,7 +224,9 @@ class ConversionJobs:
 
     def _update(self, job_id: str, **changes: object) -> None:
         with self._lock:
-            self._jobs[job_id] = replace(self._jobs[job_id], **changes)  # type: ignore[arg-type]
+            status = _read_status(self._statuses / f"{job_id}.json")
+            if status is not None:
+                _write_status(self._statuses, replace(status, **changes))  # type: ignore[arg-type]
 
     def _run(self, job_id: str, upload: Path, options: ConversionOptions) -> None:
         started = time.monotonic()
@@ -226,3 +268,30 @@ class ConversionJobs:
             shutil.rmtree(self._root / job_id, ignore_errors=True)
         self._update(job_id, state="failed", error=reason, seconds=time.monotonic() - started)
         log.info("job %s failed: %s", job_id, reason)
+
+
+def _status_dir(work_root: Path) -> Path:
+    return work_root.parent / "jobs"
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _read_status(path: Path) -> JobStatus | None:
+    """A job's status file, or None if it is missing or unreadable."""
+    try:
+        return JobStatus(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_status(statuses: Path, status: JobStatus) -> None:
+    """Replace a job's status file atomically (readers in other processes never see half)."""
+    path = statuses / f"{status.id}.json"
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(json.dumps(asdict(status)))
+    os.replace(partial, path)

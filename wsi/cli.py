@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import uuid
@@ -39,13 +40,16 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
                        help="same SOP Instance UID with different bytes (default reject)")
     group.add_argument("--cors-origins", help="comma-separated allowed origins (default *)")
     group.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+    group.add_argument("--http-workers", type=int,
+                       help="HTTP worker processes sharing the port (default 0: one per core)")
 
 
 def _load(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
         for name in ("host", "port", "data_dir", "database_url", "dicom_port", "ae_title",
-                     "on_conflict", "cors_origins", "log_level", "dimse_enabled")
+                     "on_conflict", "cors_origins", "log_level", "dimse_enabled",
+                     "http_workers")
     }
     return load_settings(args.config, overrides=overrides)
 
@@ -65,7 +69,46 @@ def _build_archive(settings: Settings) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the HTTP (DICOMweb) service."""
+    """Start the service: HTTP worker processes on one port, DIMSE in this process."""
+    from dicomweb.jobs import ConversionJobs
+    from dicomweb.workers import WorkerProcesses, bind_socket
+
+    settings = _load(args)
+    _configure_logging(settings.log_level)
+    archive = _build_archive(settings)
+    # Before any worker runs: nothing else can be ingesting or converting yet.
+    archive.recover()
+    interrupted = ConversionJobs.mark_interrupted(settings.data_dir / "conversions")
+    if interrupted:
+        log.warning("%d conversion job(s) were interrupted by the last stop", interrupted)
+    sock = bind_socket(settings.host, settings.port)
+    count = settings.http_workers or os.cpu_count() or 1
+    workers = WorkerProcesses(count, _http_worker, (settings,), sock,
+                              preload=["wsi.cli", "dicomweb.app", "dicomweb.jobs", "uvicorn"])
+    dimse = None
+    try:
+        workers.start()  # first: the workers' start-up overlaps the DIMSE set-up below
+        # After the fork server started: its socket folder belongs in the system's /tmp.
+        _use_data_tmp(settings)
+        if settings.dimse_enabled:
+            from archive.dimse.server import start_dimse
+
+            archive.start_parser()
+            dimse = start_dimse(settings, archive)
+        log.info("serving DICOMweb on http://%s:%d/dicom-web with %d HTTP worker "
+                 "process(es), data in %s", settings.host, settings.port, count,
+                 settings.data_dir)
+        return workers.supervise()
+    finally:
+        workers.stop()
+        if dimse is not None:
+            dimse.shutdown()
+        sock.close()
+        archive.close()
+
+
+def _http_worker(settings: Settings, sock: Any) -> None:
+    """One HTTP worker process (started by ``serve``): the whole app on the shared socket."""
     import uvicorn
 
     from dicomweb.app import create_asgi_app
@@ -73,45 +116,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dicomweb.jobs import ConversionJobs
     from dicomweb.services import Services
 
-    settings = _load(args)
     _configure_logging(settings.log_level)
+    _use_data_tmp(settings)
     archive = _build_archive(settings)
-    archive.recover()
     archive.start_parser()
-    # Process-wide: temporary files (pynetdicom's received C-STORE data sets) go to the data
-    # filesystem, so that ingest can rename them into staging instead of copying them.
-    temporary = settings.data_dir / "tmp"
-    temporary.mkdir(parents=True, exist_ok=True)
-    tempfile.tempdir = str(temporary)
     jobs = ConversionJobs(archive, settings.data_dir / "conversions",
                           workers=settings.conversion_workers,
                           keep_failed_uploads=settings.keep_failed_uploads)
     services = Services(settings, archive, Blocking(settings.worker_threads), jobs)
-    on_startup, on_shutdown = _dimse_hooks(settings, archive)
-    app = create_asgi_app(services, on_startup=on_startup, on_shutdown=on_shutdown)
-    log.info("serving DICOMweb on http://%s:%d/dicom-web, data in %s",
-             settings.host, settings.port, settings.data_dir)
-    uvicorn.run(app, host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
-    return 0
+    app = create_asgi_app(services)
+    config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
-def _dimse_hooks(settings: Settings, archive: Any) -> tuple[list[Any], list[Any]]:
-    """Start and stop callables for the DIMSE server (pynetdicom runs its own threads)."""
-    if not settings.dimse_enabled:
-        return [], []
-    from archive.dimse.server import start_dimse
-
-    running: list[Any] = []
-
-    def start() -> None:
-        running.append(start_dimse(settings, archive))
-
-    def stop() -> None:
-        while running:
-            running.pop().shutdown()
-
-    return [start], [stop]
+def _use_data_tmp(settings: Settings) -> None:
+    # Process-wide: temporary files (pynetdicom's received C-STORE data sets, uploads) go to
+    # the data filesystem, so that ingest can rename them into staging instead of copying.
+    temporary = settings.data_dir / "tmp"
+    temporary.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(temporary)
 
 
 def _remote(value: str, settings: Settings) -> Any:

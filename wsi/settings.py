@@ -44,6 +44,8 @@ class Settings:
     max_upload_bytes: int = 64 * 1024**3
     bulkdata_threshold: int = 1024
     """Values longer than this many bytes are sent as BulkDataURI in WADO-RS metadata."""
+    http_workers: int = 0
+    """HTTP worker processes sharing the port (0: one per core); see dicomweb/workers.py."""
     worker_threads: int = 16
     conversion_workers: int = 1
     """Worker processes converting uploaded slides (each uses every core for encoding)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from litestar import Response, delete, get
@@ -15,9 +16,10 @@ from dicomweb.urls import path_uids
 
 @get("/healthz", summary="Liveness and readiness", include_in_schema=True)
 async def healthz(services: Services) -> dict[str, Any]:
-    """Answers when the service is up and its index reachable."""
+    """Answers when the service is up and its index reachable, naming the HTTP worker
+    process that answered (``wsi serve`` runs several; see dicomweb/workers.py)."""
     await services.blocking.run(services.archive.find, Query(Level.STUDY, limit=1))
-    return {"status": "ok"}
+    return {"status": "ok", "process": os.getpid()}
 
 
 async def _delete(

@@ -1,0 +1,192 @@
+"""Several HTTP worker processes on one port: connections are spread over them, and what one
+process changes every other one sees at once (slides, deletions, conversion jobs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+
+from samples.wsi_level import write_wsi_pyramid
+from tests.conftest import Server, start_server, stop_server
+from tests.slide_support import store
+
+WORKERS = 2
+FRESH = 24
+"""Requests made on fresh connections, so that the kernel hands them to either worker."""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("workers") / "data",
+                           "--http-workers", str(WORKERS))
+    yield running
+    stop_server(running)
+
+
+def _fresh_get(url: str) -> httpx.Response:
+    """GET on a new connection (httpx.get opens and closes one per call)."""
+    return httpx.get(url, timeout=30)
+
+
+def _worker_pids(server: Server, rounds: int = FRESH) -> set[int]:
+    return {_fresh_get(f"{server.url}/healthz").json()["process"] for _ in range(rounds)}
+
+
+def _parent_of(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1])
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        pid = _parent_of(pid)
+        if pid == ancestor:
+            return True
+    return False
+
+
+def _children(pid: int) -> list[int]:
+    """Every process below ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if _descends_from(int(entry.name), pid):
+                    found.append(int(entry.name))
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_until_gone(pids: list[int], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+
+
+def _until_every_worker_answered(server: Server) -> set[int]:
+    """The worker pids, once fresh connections have reached all of them."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < WORKERS and time.monotonic() < deadline:
+        seen |= _worker_pids(server, 8)
+    return seen
+
+
+def test_connections_are_spread_over_the_workers(served: Server) -> None:
+    pids = _until_every_worker_answered(served)
+
+    assert len(pids) == WORKERS
+    assert all(_descends_from(pid, served.process.pid) for pid in pids)
+    assert served.process.pid not in pids
+
+
+def test_every_worker_sees_a_new_level_and_a_deletion(served: Server, tmp_path: Path) -> None:
+    paths = write_wsi_pyramid(tmp_path, 600, 400, 256, levels=2)
+    ds = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    slide = f"{served.url}/wsi/series/{ds.SeriesInstanceUID}"
+    with httpx.Client(base_url=served.dicomweb, timeout=60) as dicomweb:
+        store(dicomweb, paths[:1])
+        # Every worker builds and caches the one-level slide, and its tiles.
+        before = [_fresh_get(slide).json() for _ in range(FRESH)]
+        tiles_before = [_fresh_get(f"{slide}/tiles/0/1/1").status_code for _ in range(FRESH)]
+        store(dicomweb, paths[1:])
+        after = [_fresh_get(slide).json() for _ in range(FRESH)]
+        deleted = dicomweb.delete(f"/studies/{ds.StudyInstanceUID}/series/"
+                                  f"{ds.SeriesInstanceUID}")
+    tiles_after = [_fresh_get(f"{slide}/tiles/0/1/1").status_code for _ in range(FRESH)]
+    descriptors_after = [_fresh_get(slide).status_code for _ in range(FRESH)]
+
+    assert {len(d["levels"]) for d in before} == {1}
+    assert set(tiles_before) == {200}
+    assert {len(d["levels"]) for d in after} == {2}
+    assert deleted.status_code == 204
+    assert set(tiles_after) == {404}
+    assert set(descriptors_after) == {404}
+
+
+def test_a_dead_worker_is_replaced(served: Server) -> None:
+    pids = _until_every_worker_answered(served)
+    victim = min(pids)
+
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    current: set[int] = set()
+    while time.monotonic() < deadline:
+        current = _until_every_worker_answered(served)
+        if victim not in current and len(current) == WORKERS:
+            break
+        time.sleep(0.2)
+
+    assert victim not in current and len(current) == WORKERS
+    assert all(_descends_from(pid, served.process.pid) for pid in current)
+    assert "HTTP worker" in served.log() and "starting it again" in served.log()
+
+
+def test_stopping_the_server_stops_its_workers(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--http-workers", str(WORKERS))
+    _until_every_worker_answered(server)
+    processes = _children(server.process.pid)  # workers, their parsers, the fork server
+
+    stop_server(server)
+    # multiprocessing's fork server and resource tracker end when they see the parent gone.
+    _wait_until_gone(processes, 10)
+
+    assert len(processes) >= WORKERS
+    assert server.process.returncode == 0
+    assert not [pid for pid in processes if _alive(pid)]
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--http-workers", str(WORKERS))
+    _until_every_worker_answered(server)
+    processes = _children(server.process.pid)
+
+    server.process.kill()
+    server.process.wait()
+    _wait_until_gone(processes, 20)
+
+    assert len(processes) >= WORKERS
+    assert not [pid for pid in processes if _alive(pid)]
+
+
+def test_jobs_a_stop_interrupted_are_failed_at_start(tmp_path: Path) -> None:
+    # The data folder as a server killed during a conversion and an upload leaves it.
+    data = tmp_path / "data"
+    running_id, upload_id = "a" * 32, "b" * 32
+    (data / "conversions" / running_id / "output").mkdir(parents=True)
+    (data / "conversions" / upload_id / "upload").mkdir(parents=True)
+    (data / "jobs").mkdir()
+    (data / "jobs" / f"{running_id}.json").write_text(json.dumps(
+        {"id": running_id, "state": "running", "filename": "slide.svs"}))
+
+    server = start_server(data, "--http-workers", str(WORKERS))
+    try:
+        answers = [_fresh_get(f"{server.url}/api/jobs/{running_id}") for _ in range(8)]
+        unknown = _fresh_get(f"{server.url}/api/jobs/{upload_id}")
+        hostile = _fresh_get(f"{server.url}/api/jobs/..%2F..%2Findex.sqlite")
+    finally:
+        stop_server(server)
+
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["state"] for a in answers} == {"failed"}
+    assert "interrupted" in answers[0].json()["error"]
+    assert unknown.status_code == 404
+    assert hostile.status_code == 404
+    assert not list((data / "conversions").iterdir())
