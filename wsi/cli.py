@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import uuid
@@ -41,7 +40,8 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cors-origins", help="comma-separated allowed origins (default *)")
     group.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     group.add_argument("--http-workers", type=int,
-                       help="HTTP worker processes sharing the port (default 0: one per core)")
+                       help="HTTP worker processes sharing the port "
+                       "(default 0: one per core, at most 8)")
 
 
 def _load(args: argparse.Namespace) -> Settings:
@@ -74,20 +74,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dicomweb.workers import WorkerProcesses, bind_socket
 
     settings = _load(args)
+    count = settings.resolved_http_workers
     _configure_logging(settings.log_level)
-    archive = _build_archive(settings)
-    # Before any worker runs: nothing else can be ingesting or converting yet.
-    archive.recover()
-    interrupted = ConversionJobs.mark_interrupted(settings.data_dir / "conversions")
-    if interrupted:
-        log.warning("%d conversion job(s) were interrupted by the last stop", interrupted)
+    # The port first: a second server started by mistake on the same data stops here,
+    # before it could clear the first one's staging files.
     sock = bind_socket(settings.host, settings.port)
-    count = settings.http_workers or os.cpu_count() or 1
+    archive = _build_archive(settings)
     workers = WorkerProcesses(count, _http_worker, (settings,), sock,
                               preload=["wsi.cli", "dicomweb.app", "dicomweb.jobs", "uvicorn"])
     dimse = None
     try:
-        workers.start()  # first: the workers' start-up overlaps the DIMSE set-up below
+        # Before any worker runs: nothing else can be ingesting or converting yet.
+        archive.recover()
+        interrupted = ConversionJobs.mark_interrupted(settings.data_dir / "conversions")
+        if interrupted:
+            log.warning("%d conversion job(s) were interrupted by the last stop", interrupted)
+        workers.start()  # the workers' start-up overlaps the DIMSE set-up below
         # After the fork server started: its socket folder belongs in the system's /tmp.
         _use_data_tmp(settings)
         if settings.dimse_enabled:

@@ -45,7 +45,8 @@ class Settings:
     bulkdata_threshold: int = 1024
     """Values longer than this many bytes are sent as BulkDataURI in WADO-RS metadata."""
     http_workers: int = 0
-    """HTTP worker processes sharing the port (0: one per core); see dicomweb/workers.py."""
+    """HTTP worker processes sharing the port (0: one per core, at most 8); see
+    dicomweb/workers.py."""
     worker_threads: int = 16
     conversion_workers: int = 1
     """Worker processes converting uploaded slides (each uses every core for encoding)."""
@@ -53,6 +54,14 @@ class Settings:
     """Keep the upload (and partial output) of a failed conversion for inspection."""
     log_level: str = "INFO"
     modalities: tuple[RemoteModality, ...] = field(default_factory=tuple)
+
+    @property
+    def resolved_http_workers(self) -> int:
+        """How many HTTP worker processes to run."""
+        if self.http_workers < 0:
+            raise InvalidInput(f"http_workers must be 0 (one per core) or more, "
+                               f"not {self.http_workers}")
+        return self.http_workers or min(os.cpu_count() or 1, 8)
 
     @property
     def resolved_database_url(self) -> str:
