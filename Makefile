@@ -5,14 +5,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint system-deps clean
+.PHONY: run test lint system-deps bytecode clean
 VIEWER_MODULES := viewer/node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(BYTECODE)
 	touch $(STAMP)
+
+## bytecode: byte-compile our packages. They are installed editable, and with
+## PYTHONDONTWRITEBYTECODE=1 (set in some environments) Python would otherwise recompile them
+## at every start (0.1–0.2 s of `wsi dicomize`). Quiet, ~0.1 s when the .pyc are up to date.
+BYTECODE = $(PY) -m compileall -q wsi dicomizer archive dicomweb samples
+bytecode: $(STAMP)
+	@$(BYTECODE)
 
 ## viewer/node_modules: the viewer's npm packages (OpenSeadragon, dicom-microscopy-viewer), from package-lock.json
 viewer/node_modules: $(VIEWER_MODULES)
@@ -26,7 +34,7 @@ $(VIEWER_MODULES): viewer/package.json viewer/package-lock.json
 	touch $(VIEWER_MODULES)
 
 ## run: install everything and start the service (HTTP 127.0.0.1:8080, DICOM 11112, ./data)
-run: $(STAMP) $(VIEWER_MODULES)
+run: $(STAMP) $(VIEWER_MODULES) bytecode
 	$(VENV)/bin/wsi serve --host 127.0.0.1 --port 8080 --dicom-port 11112 \
 		--ae-title WSIARCHIVE --data-dir ./data
 
@@ -52,7 +60,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## test: install what the tests need, lint, run the whole suite
-test: $(STAMP) $(VIEWER_MODULES) system-deps lint
+test: $(STAMP) $(VIEWER_MODULES) bytecode system-deps lint
 	$(PY) -m pytest -q
 
 clean:

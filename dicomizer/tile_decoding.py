@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import simplejpeg
 from PIL import Image
 
 from dicomizer.bands import Views, scatter
@@ -45,6 +44,9 @@ def downsample(pixels: np.ndarray, factor: int) -> np.ndarray:
 def decode_jpeg(frame: bytes, min_size: tuple[int, int] | None = None) -> np.ndarray:
     """RGB pixels of a complete JPEG stream; with ``min_size`` (width, height) at the
     smallest DCT scale (1/2, 1/4, 1/8) that is at least that large."""
+    # Imported here: a conversion that only passes tiles through never decodes one.
+    import simplejpeg
+
     try:
         if min_size is None:
             return simplejpeg.decode_jpeg(frame, "RGB", strict=False)
