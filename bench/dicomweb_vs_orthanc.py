@@ -52,7 +52,12 @@ from vs_orthanc.common import (  # noqa: E402
     save_run,
 )
 from vs_orthanc.data import make_ct_series, make_ct_studies, make_wsi_level, wsi_info  # noqa: E402
-from vs_orthanc.frames import bench_frames, check_frames, orthanc_series_id  # noqa: E402
+from vs_orthanc.frames import (  # noqa: E402
+    bench_frames,
+    check_frames,
+    orthanc_series_id,
+    wait_idle,
+)
 from vs_orthanc.report import report  # noqa: E402
 from vs_orthanc.servers import (  # noqa: E402
     CpuAccount,
@@ -169,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"ours on :{ours.port}, Orthanc on :{orthanc.port} ({results['versions']})")
         watch = RssWatch(servers)
         cpu = CpuAccount(servers)
+        for server in servers:  # both done starting (ours starts its worker processes)
+            wait_idle(server)
 
         # --- 1. STOW
         if "stow" not in skip:

@@ -13,7 +13,7 @@ from typing import Any
 from vs_orthanc.client import Client, Server, multipart_payloads
 from vs_orthanc.common import FRAME_ACCEPT, MIB, log
 from vs_orthanc.data import WsiInfo, frame_bytes
-from vs_orthanc.servers import CpuAccount, RssWatch, process_jiffies
+from vs_orthanc.servers import CpuAccount, RssWatch, tree_jiffies
 
 WRK_SCRIPT = r"""
 -- Random single-frame requests; the same sequence of frames for every target.
@@ -156,13 +156,14 @@ def orthanc_series_id(server: Server, series_uid: str) -> str | None:
 
 
 def wait_idle(server: Server, max_wait: float = 180.0) -> float:
-    """Wait until the server uses < 5 % of a core (requests still in flight have drained)."""
+    """Wait until the server's processes use < 5 % of a core together (requests in flight
+    have drained; after a start, every worker process has finished starting)."""
     started = time.monotonic()
     ticks = os.sysconf("SC_CLK_TCK")
     while time.monotonic() - started < max_wait and server.process.poll() is None:
-        before = process_jiffies(server.process.pid)
+        before = tree_jiffies(server.process.pid)
         time.sleep(1.0)
-        if (process_jiffies(server.process.pid) - before) / ticks < 0.05:
+        if (tree_jiffies(server.process.pid) - before) / ticks < 0.05:
             break
     return time.monotonic() - started
 
