@@ -18,7 +18,7 @@ from wsidicom import WsiDicom
 from dicomizer.convert import ConversionResult, convert
 from dicomizer.options import ConversionOptions
 from tests.dicomizer.conftest import NDPI_DAPI, SVS, Converter, dciodvfy_errors
-from wsi.readers.jpeg import segments
+from wsi.jpeg_stream import segments
 from wsi.readers.jpeg_strips import join_strips
 
 PASSTHROUGH = ConversionOptions()

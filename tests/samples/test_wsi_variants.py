@@ -18,7 +18,7 @@ from samples.wsi_variants import (
     write_associated,
     write_variant_level,
 )
-from wsi.browser_jpeg import jpeg_facts
+from wsi.browser_jpeg import jpeg_header
 
 DCIODVFY = shutil.which("dciodvfy")
 
@@ -65,7 +65,7 @@ def test_aperio_style_jpeg_has_no_colour_marker(tmp_path: Path) -> None:
                                   aperio_rgb=True)
 
     ds = pydicom.dcmread(path)
-    facts = jpeg_facts(next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1)))
+    facts = jpeg_header(next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1)))
 
     assert ds.PhotometricInterpretation == "RGB"
     assert facts is not None and facts.component_ids == (0, 1, 2)

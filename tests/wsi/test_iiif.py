@@ -8,7 +8,7 @@ import pytest
 
 from samples.wsi_level import encode_tile
 from samples.wsi_variants import aperio_rgb_jpeg
-from wsi.browser_jpeg import ADOBE_TRANSFORM_NONE, for_browser, jpeg_facts
+from wsi.browser_jpeg import for_browser, jpeg_header
 from wsi.errors import InvalidInput
 from wsi.iiif import (
     FeatureNotImplemented,
@@ -18,6 +18,7 @@ from wsi.iiif import (
     plan,
     scale_factors,
 )
+from wsi.jpeg_stream import ADOBE_TRANSFORM_NONE
 from wsi.pyramid import InstanceFacts, Size, build_pyramids
 
 IMAGE = Size(1000, 700)
@@ -99,6 +100,10 @@ def test_browser_jpeg_rules() -> None:
     assert for_browser(ycc, "RGB") == ycc  # JFIF stream: the stream is believed
     assert for_browser(aperio, "YBR_FULL_422") == aperio
     assert for_browser(aperio, "RGB") == aperio[:2] + ADOBE_TRANSFORM_NONE + aperio[2:]
-    assert jpeg_facts(aperio[:2] + ADOBE_TRANSFORM_NONE + aperio[2:]).browser_sees_rgb
+    headers = [jpeg_header(aperio[:2] + ADOBE_TRANSFORM_NONE + aperio[2:]), jpeg_header(aperio),
+               jpeg_header(ycc), jpeg_header(ycc[:2] + ADOBE_TRANSFORM_NONE + ycc[2:])]
+    # libjpeg's order: JFIF means YCbCr whatever an Adobe marker says; then Adobe; then ids.
+    assert [h.holds_rgb if h else None for h in headers] == [True, False, False, False]
+    assert jpeg_header(aperio[:40]) is None and jpeg_header(ycc[1:]) is None
     assert for_browser(lossless, "MONOCHROME2") is None
     assert for_browser(b"not a jpeg", "RGB") is None

@@ -12,95 +12,7 @@ derived decoder, so it is inserted for such tiles; the scan data is left byte fo
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
-
-from wsi.browser_jpeg import ADOBE_TRANSFORM_NONE
-
-SOI = b"\xff\xd8"
-EOI = b"\xff\xd9"
-_SOS = 0xDA
-_APP0 = 0xE0
-_APP14 = 0xEE
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_STANDALONE = frozenset({0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)})
-
-ADOBE_RGB_APP14 = ADOBE_TRANSFORM_NONE
-"""Adobe APP14 segment with transform 0: the components are not colour transformed."""
-
-
-@dataclass(frozen=True)
-class JpegHeader:
-    """Facts from a JPEG frame header; nothing is decoded."""
-
-    width: int
-    height: int
-    components: int
-    component_ids: tuple[int, ...]
-    sampling: tuple[tuple[int, int], ...]
-    """(horizontal, vertical) sampling factor per component."""
-    baseline: bool
-    jfif: bool
-    adobe_transform: int | None
-
-    @property
-    def subsampled(self) -> bool:
-        """True if any chroma component has fewer samples than the first component."""
-        return len(set(self.sampling)) > 1
-
-    @property
-    def holds_rgb(self) -> bool:
-        """True if a standard decoder will output the samples without colour conversion."""
-        if self.components != 3:
-            return False
-        if self.adobe_transform is not None:
-            return self.adobe_transform == 0
-        return not self.jfif and self.component_ids == (0x52, 0x47, 0x42)
-
-
-def segments(stream: bytes) -> list[tuple[int, int, int]]:
-    """(marker, offset of the marker, segment length incl. marker) up to and including SOS."""
-    found = []
-    index = 0
-    while index + 1 < len(stream):
-        if stream[index] != 0xFF:
-            raise ValueError(f"JPEG marker expected at offset {index}")
-        marker = stream[index + 1]
-        if marker == 0xFF:
-            index += 1
-            continue
-        if marker in _STANDALONE:
-            found.append((marker, index, 2))
-            index += 2
-            continue
-        (length,) = struct.unpack_from(">H", stream, index + 2)
-        found.append((marker, index, length + 2))
-        if marker == _SOS:
-            break
-        index += length + 2
-    return found
-
-
-def parse_header(stream: bytes) -> JpegHeader:
-    """Read the frame header of a complete (or abbreviated) JPEG stream."""
-    jfif = False
-    adobe: int | None = None
-    for marker, offset, length in segments(stream):
-        body = stream[offset + 4 : offset + length]
-        if marker == _APP0 and body.startswith(b"JFIF\x00"):
-            jfif = True
-        elif marker == _APP14 and body.startswith(b"Adobe") and len(body) >= 12:
-            adobe = body[11]
-        elif marker in _SOF_MARKERS:
-            height, width, count = struct.unpack_from(">HHB", body, 1)
-            ids = tuple(body[6 + 3 * i] for i in range(count))
-            sampling = tuple((body[7 + 3 * i] >> 4, body[7 + 3 * i] & 0x0F) for i in range(count))
-            header = (width, height, count, ids, sampling, marker == 0xC0)
-    try:
-        width, height, count, ids, sampling, baseline = header
-    except NameError:
-        raise ValueError("no start of frame marker in JPEG stream") from None
-    return JpegHeader(width, height, count, ids, sampling, baseline, jfif, adobe)
+from wsi.jpeg_stream import ADOBE_TRANSFORM_NONE, EOI, SOI, parse_header
 
 
 def splice_prefix(tables: bytes | None, *, rgb_marker: bool = False) -> bytes:
@@ -111,7 +23,7 @@ def splice_prefix(tables: bytes | None, *, rgb_marker: bool = False) -> bytes:
     """
     parts = [SOI]
     if rgb_marker:
-        parts.append(ADOBE_RGB_APP14)
+        parts.append(ADOBE_TRANSFORM_NONE)
     if tables:
         body = tables[2:] if tables.startswith(SOI) else tables
         parts.append(body[:-2] if body.endswith(EOI) else body)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from wsi.readers.jpeg import EOI, SOI, parse_header, segments, splice_prefix
+from wsi.jpeg_stream import EOI, SOI, parse_header, segments
+from wsi.readers.jpeg import splice_prefix
 
 _SOF0 = 0xC0
 _SOS = 0xDA

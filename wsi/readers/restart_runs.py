@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 import imagecodecs
 import numpy as np
 
-from wsi.readers.jpeg import EOI, segments
+from wsi.jpeg_stream import EOI, segments
 
 _SOF0 = 0xC0
 _RST0, _RST7 = 0xD0, 0xD7

@@ -23,6 +23,7 @@ import numpy as np
 import tifffile
 
 from wsi.errors import InvalidInput, Unsupported
+from wsi.jpeg_stream import JpegHeader, parse_header
 from wsi.readers import restart_runs
 from wsi.readers.base import (
     AssociatedImage,
@@ -35,7 +36,7 @@ from wsi.readers.base import (
     StoredTiles,
     paste,
 )
-from wsi.readers.jpeg import JpegHeader, parse_header, splice_prefix
+from wsi.readers.jpeg import splice_prefix
 from wsi.readers.jpeg_strips import join_strips
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"

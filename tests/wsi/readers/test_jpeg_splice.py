@@ -6,7 +6,8 @@ import imagecodecs
 import numpy as np
 
 from samples.synthetic_slide import abbreviate, encode_rgb_jpeg
-from wsi.readers.jpeg import ADOBE_RGB_APP14, parse_header, splice_tables
+from wsi.jpeg_stream import ADOBE_TRANSFORM_NONE, parse_header
+from wsi.readers.jpeg import splice_tables
 
 
 def gradient() -> np.ndarray:
@@ -22,7 +23,7 @@ def test_spliced_abbreviated_rgb_tile_decodes_to_the_original_colours() -> None:
     spliced = splice_tables(tile, tables, rgb_marker=True)
 
     header = parse_header(spliced)
-    assert spliced.startswith(b"\xff\xd8" + ADOBE_RGB_APP14)
+    assert spliced.startswith(b"\xff\xd8" + ADOBE_TRANSFORM_NONE)
     assert spliced.endswith(tile[2:])
     assert header.holds_rgb and header.component_ids == (0, 1, 2)
     assert np.array_equal(imagecodecs.jpeg8_decode(spliced), imagecodecs.jpeg8_decode(full))
