@@ -102,6 +102,10 @@ class _Placed:
     old: Any  # the stored row it replaces (on_conflict = overwrite), or None
 
 
+_ALONE_ATTEMPTS = 3
+"""Tries of one instance's index transaction when other processes insert the same rows."""
+
+
 class Ingester:
     """Validates, stores and indexes staged instances. Thread-safe."""
 
@@ -318,30 +322,55 @@ class Ingester:
         self._series.update(series)
 
     def _write_alone(self, p: _Placed, outcomes: dict[str, Outcome]) -> None:
-        """One transaction for one instance; its own errors become its outcome."""
-        series: dict[str, tuple[int, str]] = {}
-        try:
-            with self._engine.begin() as conn:
-                if p.old is not None:
-                    delete_instances(conn, [p.old.pk])
-                    self._series.clear()
-                series_pk = self._series_pk(conn, p.item.row, series)
-                insert_instances(
-                    conn, [instance_row(series_pk, {**p.item.row, "file_path": p.relative})]
-                )
-        except (WsiArchiveError, IntegrityError) as exc:
-            if isinstance(exc, IntegrityError):
-                # Only another process writing the same rows at this moment gets here.
-                exc = Conflict(f"SOP Instance {p.item.sop_uid} was being stored concurrently")
-            exc.sop = (p.item.stored.sop_class_uid, p.item.sop_uid)
-            outcomes[p.item.sop_uid] = exc
-            self._storage.remove(p.relative)
-            return
+        """One transaction for one instance; its own errors become its outcome.
+
+        Other processes (HTTP workers, the DIMSE process) ingest into the same index: one
+        may create the same patient, study or series row, or store the same instance,
+        between this look-up and this insert. Its transaction has committed by the time
+        ours fails (our insert waited for its write lock), so looking again decides.
+        """
+        for attempt in range(_ALONE_ATTEMPTS):
+            series: dict[str, tuple[int, str]] = {}
+            try:
+                with self._engine.begin() as conn:
+                    if p.old is not None:
+                        delete_instances(conn, [p.old.pk])
+                        self._series.clear()
+                    series_pk = self._series_pk(conn, p.item.row, series)
+                    insert_instances(
+                        conn, [instance_row(series_pk, {**p.item.row, "file_path": p.relative})]
+                    )
+            except IntegrityError as exc:
+                self._series.clear()
+                found = self._existing([p.item.sop_uid]).get(p.item.sop_uid)
+                decided = self._decide(found, p.item) if p.old is None else None
+                if decided is not None and found is not None:
+                    outcomes[p.item.sop_uid] = decided
+                    if found.file_path != p.relative:
+                        self._storage.remove(p.relative)
+                    return
+                if attempt + 1 < _ALONE_ATTEMPTS:
+                    log.info("instance %s met a concurrent ingest (%s); trying again",
+                             p.item.sop_uid, exc.orig)
+                    continue
+                self._fail_alone(p, outcomes, Conflict(
+                    f"SOP Instance {p.item.sop_uid} was being stored concurrently"))
+                return
+            except WsiArchiveError as exc:
+                self._fail_alone(p, outcomes, exc)
+                return
+            break
         self._series.update(series)
         stored = p.item.stored
         outcomes[p.item.sop_uid] = (
             stored if p.old is None else dataclasses.replace(stored, replaced=True)
         )
+
+    def _fail_alone(self, p: _Placed, outcomes: dict[str, Outcome],
+                    error: WsiArchiveError) -> None:
+        error.sop = (p.item.stored.sop_class_uid, p.item.sop_uid)
+        outcomes[p.item.sop_uid] = error
+        self._storage.remove(p.relative)
 
     def _series_pk(
         self, conn: Connection, row: dict[str, Any], added: dict[str, tuple[int, str]]
