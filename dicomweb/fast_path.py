@@ -27,6 +27,7 @@ compare both).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -72,6 +73,8 @@ _FRAME_PATH = re.compile(
 _TILE_QUERY = re.compile(rb"(v=[0-9A-Za-z._-]{1,64})?")
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 _MAX_REMEMBERED_HEADERS = 64
+_SWEEP_SECONDS = 2.0
+"""How often open files are checked against deletions while no request comes."""
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -103,6 +106,10 @@ class _OpenFiles:
     Keyed by path *and* content hash: a file replaced under the same path (overwrite on
     conflict) is another entry, and an unlinked file stays readable while it is open.
     Opening is the one blocking step, so it runs in a worker thread, once per file.
+
+    Files are let go of when instances are deleted or replaced (by any process), or their
+    space stays in use: checked at each request and, while files are open, every
+    :data:`_SWEEP_SECONDS` on the event loop, since this worker may get no request for long.
     """
 
     def __init__(self, services: Services, capacity: int = 128) -> None:
@@ -110,13 +117,27 @@ class _OpenFiles:
         self._capacity = capacity
         self._fds: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._removals = services.archive.removals
+        self._sweep_scheduled = False
+
+    def _let_go_if_removed(self) -> None:
+        removals = self._services.archive.removals
+        if self._removals != removals:
+            self._removals = removals
+            self.close()
+
+    def _sweep(self) -> None:
+        self._sweep_scheduled = False
+        self._let_go_if_removed()
+        self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        if self._fds and not self._sweep_scheduled:
+            asyncio.get_running_loop().call_later(_SWEEP_SECONDS, self._sweep)
+            self._sweep_scheduled = True
 
     async def read_if_cached(self, span: FrameSpan) -> bytes | None:
         """The span's bytes if the page cache holds them all, else None."""
-        if self._removals != self._services.archive.removals:
-            # Files were deleted or replaced: let go of them, or their space stays in use.
-            self._removals = self._services.archive.removals
-            self.close()
+        self._let_go_if_removed()
         fd = await self._get(span)
         return None if fd is None else _read_if_cached(fd, span.offset, span.length)
 
@@ -139,6 +160,7 @@ class _OpenFiles:
         while len(self._fds) > self._capacity:
             _, old = self._fds.popitem(last=False)
             os.close(old)
+        self._schedule_sweep()
         return fd
 
     def close(self) -> None:

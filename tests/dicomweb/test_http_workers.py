@@ -124,6 +124,43 @@ def test_every_worker_sees_a_new_level_and_a_deletion(served: Server, tmp_path: 
     assert set(descriptors_after) == {404}
 
 
+def _instance_files_open(pid: int, data_dir: Path) -> list[str]:
+    """The archive files a process holds open (a deleted one ends in " (deleted)")."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(data_dir / "instances")):
+            found.append(target)
+    return found
+
+
+def test_idle_workers_let_go_of_deleted_files(served: Server, tmp_path: Path) -> None:
+    paths = write_wsi_pyramid(tmp_path, 1024, 768, 256, levels=1)
+    ds = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    slide = f"{served.url}/wsi/series/{ds.SeriesInstanceUID}"
+    with httpx.Client(base_url=served.dicomweb, timeout=60) as dicomweb:
+        store(dicomweb, paths)
+        for _ in range(3):  # warm every worker's caches, then read through its fast path
+            for col in range(4):
+                assert _fresh_get(f"{slide}/tiles/0/{col}/1").status_code == 200
+        workers = _until_every_worker_answered(served)
+        held_before = {pid: _instance_files_open(pid, served.data_dir) for pid in workers}
+        dicomweb.delete(f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}")
+    deadline = time.monotonic() + 10  # no request reaches a tile route from here on
+    held_after: dict[int, list[str]] = {}
+    while time.monotonic() < deadline:
+        held_after = {pid: _instance_files_open(pid, served.data_dir) for pid in workers}
+        if not any(held_after.values()):
+            break
+        time.sleep(0.2)
+
+    assert any(held_before.values())
+    assert not any(held_after.values())
+
+
 def test_concurrent_stow_into_the_same_new_studies(served: Server, tmp_path: Path) -> None:
     # Neighbouring files share a series: spread over the clients, every new patient, study
     # and series is created by several workers at once, and some instances are sent twice.
