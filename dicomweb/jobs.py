@@ -123,6 +123,8 @@ def unpack_mrxs_zip(archive_path: Path, folder: Path) -> Path:
 
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
+_OWNER = "owner"
+"""File in a job's folder: the process id of the worker process that runs it."""
 KEEP_FINISHED_SECONDS = 7 * 24 * 3600
 """Statuses of ended jobs are dropped at a start-up this long after they ended."""
 _UNFINISHED = ("queued", "running", "storing")
@@ -190,6 +192,9 @@ class ConversionJobs:
     def submit(self, job_id: str, upload: Path, options: ConversionOptions) -> JobStatus:
         """Queue the conversion of a finished upload."""
         status = JobStatus(job_id, "queued", upload.name)
+        # Which process runs the job: another worker process that is asked for its status
+        # can then tell a job whose process died (see status()).
+        (self._root / job_id / _OWNER).write_text(str(os.getpid()))
         with self._lock:
             _write_status(self._statuses, status)
         threading.Thread(target=self._run, args=(job_id, upload, options),
@@ -202,9 +207,38 @@ class ConversionJobs:
             if _JOB_ID.fullmatch(job_id) else None
         if status is None:
             raise NotFound(f"no job {job_id}")
+        if status.state in _UNFINISHED and not self._owner_alive(job_id):
+            return self._orphaned(status)
         if status.state == "running":
             status = replace(status, progress=self._progress(job_id))
         return status
+
+    def _owner_alive(self, job_id: str) -> bool:
+        """False only if the process that ran the job is known to be gone."""
+        try:
+            pid = int((self._root / job_id / _OWNER).read_text())
+        except (OSError, ValueError):
+            return True  # not written yet, or the job is just finishing and cleaning up
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def _orphaned(self, status: JobStatus) -> JobStatus:
+        """A job whose worker process died (the supervisor started another one)."""
+        failed = replace(status, state="failed",
+                         error="interrupted: the worker process running it stopped")
+        with self._lock:
+            _write_status(self._statuses, failed)
+        if not self._keep_failed:
+            shutil.rmtree(self._root / status.id, ignore_errors=True)
+        log.warning("job %s failed: its worker process is gone", status.id)
+        return failed
 
     def all(self) -> list[JobStatus]:
         """Every job, newest last."""

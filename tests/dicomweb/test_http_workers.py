@@ -17,7 +17,7 @@ import pytest
 
 from samples.ct_series import write_ct_studies
 from samples.wsi_level import write_wsi_pyramid
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import SHARED_SLIDES, Server, start_server, stop_server
 from tests.slide_support import store
 from tests.support import multipart
 
@@ -188,6 +188,30 @@ def test_concurrent_stow_into_the_same_new_studies(served: Server, tmp_path: Pat
 
     assert set(statuses) == {200}
     assert sum(len(instances) for instances in found) == len(files)
+
+
+def test_a_job_whose_worker_died_is_failed(served: Server) -> None:
+    slide = SHARED_SLIDES / "aperio" / "CMU-1-Small-Region.svs"
+    with slide.open("rb") as upload:
+        response = httpx.post(f"{served.url}/api/slides", files={"file": (slide.name, upload)},
+                              timeout=120)
+    job_id = response.json()["id"]
+    owner = int((served.data_dir / "conversions" / job_id / "owner").read_text())
+
+    os.kill(owner, signal.SIGKILL)  # at once: starting the conversion process takes ~1 s
+    deadline = time.monotonic() + 30
+    job: dict = {}
+    while time.monotonic() < deadline:
+        answer = _fresh_get(f"{served.url}/api/jobs/{job_id}")
+        if answer.status_code == 200:
+            job = answer.json()
+            if job["state"] == "failed":
+                break
+        time.sleep(0.2)
+
+    assert response.status_code == 202
+    assert job["state"] == "failed" and "worker process" in job["error"], job
+    assert not (served.data_dir / "conversions" / job_id).exists()
 
 
 def test_a_dead_worker_is_replaced(served: Server) -> None:
