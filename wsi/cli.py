@@ -12,10 +12,13 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsi.errors import InvalidInput, WsiArchiveError
 from wsi.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import socket
 
 log = logging.getLogger("wsi")
 
@@ -109,7 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         archive.close()
 
 
-def _http_worker(settings: Settings, sock: Any) -> None:
+def _http_worker(settings: Settings, sock: socket.socket) -> None:
     """One HTTP worker process (started by ``serve``): the whole app on the shared socket."""
     import uvicorn
 
