@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,12 @@ def test_unknown_toml_keys_and_unreadable_files(tmp_path: Path) -> None:
         load_settings(bad, environ={})
     with pytest.raises(InvalidInput, match="cannot read config"):
         load_settings(tmp_path / "missing.toml", environ={})
+
+
+def test_http_workers() -> None:
+    cores = min(os.cpu_count() or 1, 8)
+
+    assert load_settings(environ={}).resolved_http_workers == cores
+    assert load_settings(environ={"WSI_HTTP_WORKERS": "3"}).resolved_http_workers == 3
+    with pytest.raises(InvalidInput, match="http_workers"):
+        _ = load_settings(environ={"WSI_HTTP_WORKERS": "-1"}).resolved_http_workers
