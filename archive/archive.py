@@ -18,8 +18,9 @@ from archive.index import finder
 from archive.index.database import open_engine
 from archive.index.schema import instances, series, studies
 from archive.index.writer import delete_instances
-from archive.ingest import Ingester, Outcome, PreparedInstance, StoredInstance
+from archive.ingest import Ingester, Outcome, PreparedInstance
 from archive.lru import Lru
+from archive.parsing import StoredInstance
 from archive.pixels import header_value, pixel_description
 from archive.query import FindResult, Query
 from archive.slide_images import FrameSpan, SlideImages, StoredTile

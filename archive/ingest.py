@@ -4,8 +4,9 @@ Order of operations, so that a crash at any point leaves nothing or complete ins
 1. the caller streams bytes into a :class:`~archive.storage.StagedFile` and finishes it
    (fsync) — nothing is visible yet;
 2. :meth:`Ingester.prepare`: the header is parsed from the staged file (pixel data is never
-   loaded) and validated, and the frame table is computed by walking item headers — in a
-   parser process where there is a second core, as this is most of an ingest's Python work;
+   loaded) and validated, and the frame table is computed by walking item headers
+   (:mod:`archive.parsing`) — in a parser process where there is a second core, as this is
+   most of an ingest's Python work;
 3. :meth:`Ingester.commit`, for a group of prepared instances (a STOW-RS request; one instance
    for the other paths): duplicate check, atomic renames into ``instances/``, one fsync per
    touched folder, then, under the commit lock, one index transaction for the group. Only then
@@ -22,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,11 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataset import Dataset
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from archive.attributes import ATTRIBUTES, extract
 from archive.index.writer import (
     delete_instances,
     existing_instances,
@@ -43,34 +41,21 @@ from archive.index.writer import (
     instance_row,
     upsert_parents,
 )
-from archive.metadata import metadata_model, to_text
-from archive.status import DuplicateInstance, StudyMismatch
+from archive.parsing import (
+    StoredInstance,
+    logging_of_this_process,
+    parse_staged,
+    parser_ready,
+    set_up_parser_process,
+)
+from archive.status import DuplicateInstance
 from archive.storage import StagedFile, Storage
-from wsi.codecs import DEFLATED_LE
-from wsi.dicom.encapsulation import build_frame_table, native_frame_length
-from wsi.dicom.part10 import Part10Header, read_header
-from wsi.dicom.uids import validate_uid
-from wsi.errors import Conflict, InvalidInput, Unsupported, WsiArchiveError
-from wsi.processes import when_parent_exits
+from wsi.errors import Conflict, WsiArchiveError
 from wsi.settings import OnConflict
 
 log = logging.getLogger(__name__)
 
-_REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
-
-@dataclass(frozen=True)
-class StoredInstance:
-    """What an ingest stored (or found already stored)."""
-
-    study_uid: str
-    series_uid: str
-    sop_instance_uid: str
-    sop_class_uid: str
-    transfer_syntax_uid: str
-    already_stored: bool
-    replaced: bool = False
-    """An earlier version with the same SOP Instance UID was overwritten."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +157,7 @@ class Ingester:
         ~1 s for it to spawn and import pydicom; a no-op where there is none."""
         pool = self._parser_pool()
         if pool is not None:
-            pool.submit(_parser_ready)  # not awaited: the process starts in the background
+            pool.submit(parser_ready)  # not awaited: the process starts in the background
 
     def close(self) -> None:
         """Stop the parser process, if one was started."""
@@ -189,7 +174,7 @@ class Ingester:
                 # spawn, not fork: the serving process runs threads.
                 self._pool = ProcessPoolExecutor(
                     self._parser_processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_log_like, initargs=_logging_of_this_process(),
+                    initializer=set_up_parser_process, initargs=logging_of_this_process(),
                 )
             return self._pool
 
@@ -385,25 +370,6 @@ class Ingester:
         return series_pk
 
 
-def _logging_of_this_process() -> tuple[int, str | None]:
-    root = logging.getLogger()
-    formatter = root.handlers[0].formatter if root.handlers else None
-    return root.getEffectiveLevel(), getattr(formatter, "_fmt", None)
-
-
-def _log_like(level: int, fmt: str | None) -> None:
-    """Set up the parser process: logging as in the process that started it (a spawned
-    process starts unconfigured, and its messages would be lost; it writes to the inherited
-    standard error), and an exit when that process is gone (killed, it cannot stop us)."""
-    logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
-    when_parent_exits(lambda: os._exit(0))
-
-
-def _parser_ready() -> bool:
-    """Run in the parser process to make it start; importing this module is the warm-up."""
-    return True
-
-
 def _rounds(group: Sequence[PreparedInstance]) -> list[list[int]]:
     """Indexes of ``group`` split so that no round holds a SOP Instance UID twice (a later
     copy then meets the earlier one as stored, as if it had come in a later request)."""
@@ -421,97 +387,3 @@ def _rounds(group: Sequence[PreparedInstance]) -> list[list[int]]:
     return rounds
 
 
-def parse_staged(
-    path: Path, size: int, sha256: str, expected_study_uid: str | None, threshold: int
-) -> tuple[StoredInstance, dict[str, Any]]:
-    """Parse and validate a finished staged file: what it will be stored as, and its index
-    values. Pure (runs in a parser process); raises :class:`WsiArchiveError` on bad input,
-    with ``sop`` set when the UIDs could be read."""
-    header = read_header(path)
-    try:
-        row = _row(path, header, size, sha256, threshold)
-        # From the index values rather than the data set: pydicom's keyword access converts
-        # each element again, a visible share of the parse.
-        uids = {k: validate_uid(str(row[k.lower()] or ""), k) for k in _REQUIRED_UIDS}
-        _check_file_meta(header, uids["SOPInstanceUID"])
-        if expected_study_uid is not None and uids["StudyInstanceUID"] != expected_study_uid:
-            raise StudyMismatch(
-                f"Study Instance UID {uids['StudyInstanceUID']} differs from the "
-                f"requested study {expected_study_uid}"
-            )
-    except WsiArchiveError as exc:
-        exc.sop = _sop(header.dataset)
-        raise
-    stored = StoredInstance(
-        uids["StudyInstanceUID"], uids["SeriesInstanceUID"], uids["SOPInstanceUID"],
-        uids["SOPClassUID"], header.transfer_syntax_uid, already_stored=False,
-    )
-    return stored, row
-
-
-def _row(
-    header_path: Path, header: Part10Header, size: int, sha256: str, threshold: int
-) -> dict[str, Any]:
-    ds = header.dataset
-    frame_table = None
-    pixel_vr = None
-    if header.pixel_data is not None:
-        frames = _number_of_frames(ds)
-        try:
-            encapsulated = header.pixel_data.encapsulated
-            frame_length = None if encapsulated else native_frame_length(ds)
-            with open(header_path, "rb") as fh:
-                table = build_frame_table(
-                    fh, header, frames, frame_length, _extended_offsets(ds)
-                )
-            frame_table = table.to_bytes()
-        except Unsupported as exc:
-            # Stored and retrievable whole; frame-level access is what is unsupported.
-            log.info("no frame access for %s: %s", ds.get("SOPInstanceUID"), exc.reason)
-        pixel_vr = "OB" if header.pixel_data.encapsulated else _native_vr(ds)
-    elif "Rows" in ds and header.transfer_syntax_uid != DEFLATED_LE:
-        raise InvalidInput("image has no pixel data (is the file truncated?)")
-    # The index values are read from the JSON model: every value is converted once.
-    model = metadata_model(ds, header.transfer_syntax_uid, pixel_vr, threshold)
-    values = {a.column: extract(a, model) for a in ATTRIBUTES}
-    values.update(
-        transfer_syntax_uid=header.transfer_syntax_uid,
-        file_size=size,
-        sha256=sha256,
-        frame_table=frame_table,
-        metadata_json=to_text(model),
-    )
-    return values
-
-
-def _sop(ds: Dataset) -> tuple[str, str] | None:
-    """(SOP Class UID, SOP Instance UID) for a failure report, if both are valid."""
-    try:
-        return (validate_uid(str(ds.get("SOPClassUID") or "")),
-                validate_uid(str(ds.get("SOPInstanceUID") or "")))
-    except InvalidInput:
-        return None
-
-
-def _check_file_meta(header: Part10Header, sop_uid: str) -> None:
-    meta_uid = str(header.dataset.file_meta.get("MediaStorageSOPInstanceUID", "")).strip("\0 ")
-    if meta_uid and meta_uid != sop_uid:
-        raise InvalidInput(
-            f"MediaStorageSOPInstanceUID {meta_uid} differs from SOPInstanceUID {sop_uid}"
-        )
-
-
-def _number_of_frames(ds: Dataset) -> int:
-    try:
-        return max(1, int(ds.get("NumberOfFrames") or 1))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"invalid NumberOfFrames {ds.get('NumberOfFrames')!r}") from exc
-
-
-def _extended_offsets(ds: Dataset) -> bytes | None:
-    elem = ds.get("ExtendedOffsetTable")
-    return bytes(elem) if elem else None
-
-
-def _native_vr(ds: Dataset) -> str:
-    return "OW" if int(ds.get("BitsAllocated", 8)) > 8 else "OB"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from archive.archive import Archive
-from archive.ingest import StoredInstance
+from archive.parsing import StoredInstance
 from dicomizer.convert import ConversionResult, ProgressCallback, convert
 from dicomizer.options import ConversionOptions
 from wsi.errors import InvalidInput, NotFound, WsiArchiveError

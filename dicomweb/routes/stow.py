@@ -8,7 +8,8 @@ from typing import Any
 
 from litestar import Request, Response, post
 
-from archive.ingest import PreparedInstance, StoredInstance
+from archive.ingest import PreparedInstance
+from archive.parsing import StoredInstance
 from archive.status import failure_status
 from archive.storage import StagedFile
 from dicomweb.errors import UnsupportedMediaType

@@ -14,7 +14,8 @@ import pydicom
 import pytest
 
 from archive.archive import Archive
-from archive.ingest import Ingester, PreparedInstance, StoredInstance
+from archive.ingest import Ingester, PreparedInstance
+from archive.parsing import StoredInstance
 from archive.status import DuplicateInstance, StudyMismatch
 from archive.storage import StagedFile
 from tests.support import fresh_copy, to_bytes
