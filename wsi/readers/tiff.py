@@ -12,12 +12,10 @@ costs memory for the region plus one segment (or one run of NDPI intervals decod
 from __future__ import annotations
 
 import os
-import re
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tifffile
@@ -38,6 +36,7 @@ from wsi.readers.base import (
 )
 from wsi.readers.jpeg import splice_prefix
 from wsi.readers.jpeg_strips import join_strips
+from wsi.readers.tiff_formats import FORMATS
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -46,144 +45,12 @@ _LOSSY_METHODS = {6: "ISO_10918_1", 7: "ISO_10918_1", 33003: "ISO_15444_1",
                   33005: "ISO_15444_1", 34712: "ISO_15444_1"}
 _PHOTOMETRIC_RGB = 2
 _PHOTOMETRIC_YCBCR = 6
-_MAX_PROPERTY = 4096
 _MAX_RUN = 1024
 """Tiles read with one positioned read, at most."""
 _RUN_BYTES = 512 << 10
 """Decoded bytes of NDPI restart intervals decoded as one stream, at most: cache-sized (runs
 of 256 KB-1 MB took 15-20 % less CPU than one interval at a time on a 4000-pixel-wide
 level, runs of 4 MB more)."""
-
-
-@dataclass(frozen=True)
-class _FormatFacts:
-    vendor: str
-    mpp: tuple[float, float] | None = None
-    objective_power: float | None = None
-    properties: Mapping[str, str] = field(default_factory=dict)
-    associated: Mapping[AssociatedKind, str] = field(default_factory=dict)
-    """Associated image kind → tifffile series name."""
-
-
-@dataclass(frozen=True)
-class _Format:
-    name: str
-    detect: Callable[[tifffile.TiffFile], bool]
-    facts: Callable[[tifffile.TiffFile], _FormatFacts]
-
-
-def _strings(values: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): str(v)[:_MAX_PROPERTY] for k, v in values.items()
-            if isinstance(v, str | int | float)}
-
-
-def _svs_facts(tf: tifffile.TiffFile) -> _FormatFacts:
-    meta = tifffile.tifffile.svs_description_metadata(tf.pages.first.description)
-    mpp = float(meta["MPP"]) if "MPP" in meta else None
-    return _FormatFacts(
-        vendor="aperio",
-        mpp=(mpp, mpp) if mpp else None,
-        objective_power=float(meta["AppMag"]) if "AppMag" in meta else None,
-        properties=_strings(meta),
-        associated={"label": "Label", "overview": "Macro", "thumbnail": "Thumbnail"},
-    )
-
-
-def _resolution_mpp(page: tifffile.TiffPage) -> tuple[float, float] | None:
-    """Micrometres per pixel from XResolution/YResolution (unit centimetre or inch)."""
-    unit = {2: 25400.0, 3: 10000.0}.get(int(page.tags.valueof("ResolutionUnit", 2)))
-    x, y = page.tags.valueof("XResolution"), page.tags.valueof("YResolution")
-    if unit is None or not x or not y or not x[0] or not y[0] or x[1] == 0 or y[1] == 0:
-        return None
-    mpp_x, mpp_y = unit * x[1] / x[0], unit * y[1] / y[0]
-    # 72 dpi and similar defaults are not a microscope's spacing.
-    return (mpp_x, mpp_y) if 0.01 < mpp_x < 100 and 0.01 < mpp_y < 100 else None
-
-
-def _ndpi_facts(tf: tifffile.TiffFile) -> _FormatFacts:
-    page = tf.pages.first
-    tags = dict(page.ndpi_tags or {})
-    magnification = tags.get("Magnification")
-    return _FormatFacts(
-        vendor="hamamatsu",
-        mpp=_resolution_mpp(page),
-        objective_power=float(magnification) if magnification else None,
-        properties=_strings(tags),
-        associated={"overview": "Macro"},
-    )
-
-
-def _philips_facts(tf: tifffile.TiffFile) -> _FormatFacts:
-    from xml.etree import ElementTree  # only for Philips and OME (~4 ms to import)
-
-    mpp = None
-    properties: dict[str, str] = {}
-    try:
-        root = ElementTree.fromstring(tf.pages.first.description)
-        for attribute in root.iter("Attribute"):
-            name, text = attribute.get("Name", ""), (attribute.text or "").strip()
-            if text and len(text) < _MAX_PROPERTY:
-                properties.setdefault(name, text)
-            if name == "DICOM_PIXEL_SPACING" and mpp is None:
-                values = [float(v) * 1000 for v in re.findall(r"[\d.eE+-]+", text)]
-                if len(values) >= 2:
-                    mpp = (values[1], values[0])  # DICOM order is row (y), column (x)
-    except ElementTree.ParseError:
-        pass
-    return _FormatFacts("philips", mpp, _philips_objective(properties), properties,
-                        {"label": "Label", "overview": "Macro"})
-
-
-def _philips_objective(properties: Mapping[str, str]) -> float | None:
-    """The objective power as OpenSlide reads it: the first ``levels=`` entry of
-    DICOM_DERIVATION_DESCRIPTION, when it is a plausible magnification (else it is a code
-    above 10000)."""
-    found = re.search(r"(?:^|-)levels=(\d+)", properties.get("DICOM_DERIVATION_DESCRIPTION", ""))
-    return float(found.group(1)) if found and 0 < int(found.group(1)) <= 200 else None
-
-
-def _openslide_only(vendor: str) -> Callable[[tifffile.TiffFile], _FormatFacts]:
-    """Facts of a TIFF flavour whose geometry lives in vendor XML (Leica SCN: images placed
-    in a collection; Ventana BIF: tiles stitched with overlaps): OpenSlide reads it."""
-
-    def facts(tf: tifffile.TiffFile) -> _FormatFacts:
-        raise Unsupported(f"{vendor} slides are read through OpenSlide")
-
-    return facts
-
-
-def _ome_facts(tf: tifffile.TiffFile) -> _FormatFacts:
-    from xml.etree import ElementTree
-
-    mpp = None
-    try:
-        root = ElementTree.fromstring(tf.ome_metadata or "")
-        pixels = next(e for e in root.iter() if e.tag.endswith("Pixels"))
-        x, y = pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeY")
-        units = pixels.get("PhysicalSizeXUnit", "µm")
-        if x and y and units in ("µm", "um"):
-            mpp = (float(x), float(y))
-    except (ElementTree.ParseError, StopIteration, ValueError):
-        pass
-    return _FormatFacts("ome", mpp)
-
-
-def _generic_facts(tf: tifffile.TiffFile) -> _FormatFacts:
-    page = tf.pages.first
-    properties = {"ImageDescription": page.description[:_MAX_PROPERTY]} if page.description else {}
-    return _FormatFacts("generic-tiff", _resolution_mpp(page), None, properties)
-
-
-FORMATS: tuple[_Format, ...] = (
-    _Format("svs", lambda tf: bool(tf.is_svs), _svs_facts),
-    _Format("ndpi", lambda tf: bool(tf.is_ndpi), _ndpi_facts),
-    _Format("philips", lambda tf: bool(tf.is_philips), _philips_facts),
-    _Format("ome", lambda tf: bool(tf.is_ome), _ome_facts),
-    _Format("scn", lambda tf: bool(tf.is_scn), _openslide_only("Leica SCN")),
-    _Format("bif", lambda tf: bool(tf.is_bif), _openslide_only("Ventana BIF")),
-    _Format("tiff", lambda tf: True, _generic_facts),
-)
-"""The TIFF flavours this reader knows, most specific first; the last one always matches."""
 
 
 @dataclass(frozen=True)
