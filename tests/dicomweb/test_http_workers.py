@@ -232,6 +232,28 @@ def test_a_dead_worker_is_replaced(served: Server) -> None:
     assert "HTTP worker" in served.log() and "starting it again" in served.log()
 
 
+def test_workers_that_keep_dying_stop_the_service(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--http-workers", "1")
+    killed: set[int] = set()
+    deadline = time.monotonic() + 50  # six exits within a minute stop it
+    while server.process.poll() is None and time.monotonic() < deadline:
+        try:
+            pid = _fresh_get(f"{server.url}/healthz").json()["process"]
+        except httpx.HTTPError:
+            time.sleep(0.1)  # the replacement is still starting
+            continue
+        os.kill(pid, signal.SIGKILL)
+        killed.add(pid)
+    try:
+        server.process.wait(timeout=30)
+    finally:
+        stop_server(server)
+
+    assert len(killed) == 6
+    assert server.process.returncode == 1
+    assert "stopping the service" in server.log()
+
+
 def test_stopping_the_server_stops_its_workers(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", "--http-workers", str(WORKERS))
     _until_every_worker_answered(server)
