@@ -2,8 +2,9 @@
 
 One Python process tops out at about one core (the GIL), and a tile costs ~0.2 ms of CPU,
 so one process serves ~5,000 tiles/s and queues beyond that. The supervisor binds the
-socket once and starts ``count`` spawned processes that each run the whole app on it; the
-kernel hands each new connection to one of them. What the processes share lives in the
+socket once and starts ``count`` processes (from a fork server, see
+:class:`WorkerProcesses`) that each run the whole app on it; the kernel hands each new
+connection to one of them. What the processes share lives in the
 data folder (index, files, job status files, :mod:`archive.changes`), never in memory.
 
 The supervisor forwards SIGTERM/SIGINT to the workers, waits for them to finish their
@@ -32,6 +33,7 @@ from wsi.processes import when_parent_exits
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 5
+"""Workers restarted within :data:`RESTART_WINDOW_SECONDS`, at most; the next exit stops."""
 RESTART_WINDOW_SECONDS = 60.0
 _STOP_SECONDS = 20.0
 """How long stopping workers may take to finish their requests before they are killed."""
