@@ -58,9 +58,11 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(level: str) -> None:
-    # Process-wide switch, set once here in the composition root.
+    # Process-wide switch, set once here in the composition root. The process id tells the
+    # HTTP workers (and the supervisor, the parser processes) apart in one log.
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
     )
 
 
