@@ -60,6 +60,10 @@ def create_app(
             "services": Provide(lambda: services, use_cache=True, sync_to_thread=False)
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        # Logging is set up once by the composition root (wsi.cli); Litestar's default would
+        # put its own handler and format on the root logger of each worker. Unexpected errors
+        # are logged with their traceback by dicomweb.errors.
+        logging_config=None,
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"],

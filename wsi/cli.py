@@ -132,7 +132,9 @@ def _http_worker(settings: Settings, sock: socket.socket) -> None:
                           keep_failed_uploads=settings.keep_failed_uploads)
     services = Services(settings, archive, Blocking(settings.worker_threads), jobs)
     app = create_asgi_app(services)
-    config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False)
+    # log_config=None: uvicorn's messages go through our logging, in our format.
+    config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False,
+                            log_config=None)
     uvicorn.Server(config).run(sockets=[sock])
 
 
