@@ -18,6 +18,8 @@ import mmap
 import os
 import struct
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,18 +63,11 @@ class ChangeCounters:
         self._map.close()
         os.close(self._fd)
 
-    def _locked(self) -> _FileLock:
-        return _FileLock(self._fd)
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file descriptor for the duration of a ``with`` block."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def __enter__(self) -> None:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive ``flock`` on the counters' file (other processes wait for it)."""
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *_exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -80,7 +80,8 @@ async def _receive_form(request: Request, services: Services, jobs: ConversionJo
         if isinstance(event, PartStart):
             params = _disposition(event.headers.get("content-disposition", ""))
             if "filename" in params and upload is None:
-                job_id, path = jobs.new_upload(params["filename"])
+                job_id, path = await services.blocking.run(jobs.new_upload,
+                                                           params["filename"])
                 upload = _UploadFile(services, path)
                 field_name = None
             else:
@@ -107,7 +108,7 @@ async def _receive_raw(request: Request, services: Services, jobs: ConversionJob
     filename = request.query_params.get("filename")
     if not filename:
         raise InvalidInput("a raw upload needs ?filename=NAME (the extension tells the format)")
-    job_id, path = jobs.new_upload(filename)
+    job_id, path = await services.blocking.run(jobs.new_upload, filename)
     upload = _UploadFile(services, path)
     async for chunk in request.stream():
         await upload.write(chunk)
@@ -154,7 +155,8 @@ async def upload_slide(request: Request, services: Services) -> Response[dict[st
         if job_id is not None:
             await services.blocking.run(jobs.discard_upload, job_id)
         raise
-    status = jobs.submit(job_id, path, options)
+    # Writes the job's status and owner files: off the event loop.
+    status = await services.blocking.run(jobs.submit, job_id, path, options)
     return Response(dataclasses.asdict(status), status_code=202,
                     headers={"Location": f"/api/jobs/{job_id}"})
 
@@ -165,9 +167,9 @@ async def job_status(services: Services, job_id: str) -> dict[str, Any]:
     return dataclasses.asdict(await services.blocking.run(_jobs(services).status, job_id))
 
 
-@get("/api/jobs", tags=["Slides"], summary="All conversion jobs since start-up")
+@get("/api/jobs", tags=["Slides"], summary="All conversion jobs")
 async def list_jobs(services: Services) -> list[dict[str, Any]]:
-    """Every job this process knows."""
+    """Every job with a status file (any worker's, kept a week after it ended), oldest first."""
     return [dataclasses.asdict(s) for s in await services.blocking.run(_jobs(services).all)]
 
 
