@@ -51,7 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the vs_orthanc package
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # samples/
 
-from vs_orthanc.common import REPO, RESULTS_DIR, log  # noqa: E402
+from vs_orthanc.common import REPO, RESULTS_DIR, VENV_BIN, log  # noqa: E402
 from vs_orthanc.servers import (  # noqa: E402
     _busy_jiffies,
     ensure_debian_packages,
@@ -60,7 +60,8 @@ from vs_orthanc.servers import (  # noqa: E402
 
 DEBIAN_PACKAGES = ("orthanc-wsi", "time", "dicom3tools", "libturbojpeg0")
 ANCHOR_VENV = REPO / "bench" / ".venv-anchors"
-OURS = REPO / ".venv" / "bin" / "wsi"
+OURS = VENV_BIN / "wsi"
+PYTHON = VENV_BIN / "python"
 WSIDICOMIZER = ANCHOR_VENV / "bin" / "wsidicomizer"
 ORTHANC = "/usr/bin/OrthancWSIDicomizer"
 TIME = "/usr/bin/time"
@@ -138,7 +139,7 @@ CASES = (
 COPY = Case("cp (floor)", "cp", "copy", lambda s, o: ["cp", str(s), str(o / s.name)],
             empty_folder=True)
 IMPORTS = Case("ours imports only (floor)", "floor", "floor",
-               lambda s, o: [str(REPO / ".venv" / "bin" / "python"), "-c",
+               lambda s, o: [str(PYTHON), "-c",
                              "import wsi.cli, dicomizer.convert, tifffile"])
 FLOORS = (COPY, IMPORTS)
 RATIOS = (
@@ -220,7 +221,7 @@ def byte_compile() -> None:
     start would otherwise compile them again (0.1–0.2 s); the anchors are installed packages
     with their .pyc, so this keeps the comparison fair.
     """
-    subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "compileall", "-q",
+    subprocess.run([str(PYTHON), "-m", "compileall", "-q",
                     "wsi", "dicomizer", "archive", "dicomweb", "samples"],
                    cwd=REPO, check=True)
 

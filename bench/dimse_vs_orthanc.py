@@ -26,16 +26,13 @@ import argparse
 import concurrent.futures
 import json
 import os
-import platform
 import random
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the vs_orthanc packa
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # samples/
 
 from vs_orthanc.client import Client, Server  # noqa: E402
-from vs_orthanc.common import DEBIAN_PACKAGES, REPO, log, save_run  # noqa: E402
+from vs_orthanc.common import DEBIAN_PACKAGES, log  # noqa: E402
 from vs_orthanc.data import make_ct_series, make_ct_studies  # noqa: E402
-from vs_orthanc.report import _fmt, _ratio  # noqa: E402
-from vs_orthanc.servers import (  # noqa: E402
-    CpuAccount,
-    ensure_debian_packages,
-    start_orthanc,
-    start_ours,
-    stop,
-    wait_until_quiet,
-)
+from vs_orthanc.report import TABLE_HEAD, print_report, row  # noqa: E402
+from vs_orthanc.run import add_run_options, benchmark_run  # noqa: E402
+from vs_orthanc.servers import CpuAccount, ensure_debian_packages  # noqa: E402
 from vs_orthanc.stow_qido import _ascii, _patient_names, _percentile, bulk_load  # noqa: E402
 
 CALLING_AE = "BENCHSCU"
@@ -69,12 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--find-instances", type=int, default=10_000)
     parser.add_argument("--find-queries", type=int, default=100, help="per query kind")
     parser.add_argument("--echo-count", type=int, default=30)
-    parser.add_argument("--quiet-limit", type=float, default=0.3)
-    parser.add_argument("--max-wait", type=float, default=60)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--report", type=Path, metavar="JSON",
-                        help="only print the table of a saved results file")
-    parser.add_argument("--no-install", action="store_true")
+    add_run_options(parser, max_wait=60)
     return parser.parse_args(argv)
 
 
@@ -87,19 +73,24 @@ def storescu(server: Server, folder: Path) -> tuple[float, subprocess.CompletedP
     return time.perf_counter() - t0, done
 
 
-def findscu(server: Server, keys: Sequence[str]) -> tuple[float, int, int]:
-    """One findscu process (one association, one STUDY-level C-FIND): (s, matches, rc)."""
-    command = ["findscu", "-v", "-S", "-aet", CALLING_AE, "-aec", server.ae_title,
-               "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID", "-k", "StudyDate",
-               "-k", "PatientID", *[a for k in keys for a in ("-k", k)],
-               "127.0.0.1", str(server.dicom_port)]
+def _findscu(server: Server, arguments: Sequence[str]) -> tuple[float, int, int, str]:
+    """Run findscu against ``server`` (verbose, study root): (s, matches, rc, output)."""
+    command = ["findscu", "-v", "-S", "-aet", CALLING_AE, "-aec", server.ae_title, *arguments]
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, env=DCMTK_ENV)
     elapsed = time.perf_counter() - t0
     text = (done.stdout + done.stderr).decode(errors="replace")
-    matches = len(re.findall(r"Find Response: \d+ \(Pending", text))
+    return elapsed, len(re.findall(r"Find Response: \d+ \(Pending", text)), done.returncode, text
+
+
+def findscu(server: Server, keys: Sequence[str]) -> tuple[float, int, int]:
+    """One findscu process (one association, one STUDY-level C-FIND): (s, matches, rc)."""
+    elapsed, matches, returncode, text = _findscu(server, [
+        "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID", "-k", "StudyDate",
+        "-k", "PatientID", *[a for k in keys for a in ("-k", k)],
+        "127.0.0.1", str(server.dicom_port)])
     LAST_OUTPUT[server.name] = text[-3000:]
-    return elapsed, matches, done.returncode
+    return elapsed, matches, returncode
 
 
 def write_query_files(folder: Path, queries: Sequence[str]) -> list[Path]:
@@ -127,13 +118,9 @@ def write_query_files(folder: Path, queries: Sequence[str]) -> list[Path]:
 
 def findscu_batch(server: Server, files: Sequence[Path]) -> tuple[float, int, int]:
     """One findscu process sending every query file as a C-FIND over ONE association."""
-    command = ["findscu", "-v", "-S", "-aet", CALLING_AE, "-aec", server.ae_title,
-               "127.0.0.1", str(server.dicom_port), *map(str, files)]
-    t0 = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, env=DCMTK_ENV)
-    elapsed = time.perf_counter() - t0
-    text = (done.stdout + done.stderr).decode(errors="replace")
-    return elapsed, len(re.findall(r"Find Response: \d+ \(Pending", text)), done.returncode
+    elapsed, matches, returncode, _ = _findscu(
+        server, ["127.0.0.1", str(server.dicom_port), *map(str, files)])
+    return elapsed, matches, returncode
 
 
 def echoscu(server: Server) -> float:
@@ -173,8 +160,8 @@ def find_queries(files: Sequence[Path], count: int) -> dict[str, list[str]]:
 
 
 def report(results: dict[str, Any]) -> tuple[str, list[str]]:
-    rows = ["| workload | metric | ours | Orthanc | ours/Orthanc | other load (cores) |",
-            "|---|---|---:|---:|---:|---:|"]
+    """The Markdown table of figures and the goal verdicts."""
+    rows = list(TABLE_HEAD)
 
     def load(kind: dict[str, Any]) -> str:
         return " / ".join(f"{kind[n].get('foreign_cpu_cores', float('nan')):.2f}"
@@ -185,34 +172,29 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
         name = (f"C-STORE {st['instances']} CT instances ({st['mb_per_instance']:.2f} MB), "
                 f"storescu, one association, x{st.get('rounds', 1)} rounds")
         for metric, key in (("instances/s", "instances_per_s"), ("MB/s", "mb_per_s")):
-            o, t = st["ours"][key], st["orthanc"][key]
-            rows.append(f"| {name} | {metric} | {_fmt(o)} | {_fmt(t)} | {_ratio(o, t)} | "
-                        f"{load(st)} |")
+            rows.append(row(name, metric, st["ours"][key], st["orthanc"][key], load(st)))
     setup = results.get("find_setup")
     if setup:
         o, t = (setup[n]["instances_per_s"] for n in ("ours", "orthanc"))
-        rows.append(f"| (setup, not a goal) STOW-RS of the {results['find_indexed']:,} small "
-                    f"instances, 250/request, both servers at once | instances/s | {_fmt(o)} | "
-                    f"{_fmt(t)} | {_ratio(o, t)} | - |")
+        rows.append(row(f"(setup, not a goal) STOW-RS of the {results['find_indexed']:,} "
+                        "small instances, 250/request, both servers at once", "instances/s",
+                        o, t, "-"))
     echo = results.get("echo")
     if echo:
         for metric, key in (("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
-            o, t = echo["ours"][key], echo["orthanc"][key]
-            rows.append(f"| (floor) echoscu: process + association + C-ECHO | {metric} "
-                        f"(n={echo['ours']['n']}) | {_fmt(o)} | {_fmt(t)} | {_ratio(o, t)} | "
-                        f"{load(echo)} |")
+            rows.append(row("(floor) echoscu: process + association + C-ECHO",
+                            f"{metric} (n={echo['ours']['n']})", echo["ours"][key],
+                            echo["orthanc"][key], load(echo)))
     for kind, r in (results.get("find") or {}).items():
         for metric, key in (("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
-            o, t = r["ours"][key], r["orthanc"][key]
-            rows.append(f"| C-FIND STUDY {kind} (findscu) | {metric} (n={r['ours']['n']}/"
-                        f"{r['orthanc']['n']}) | {_fmt(o)} | {_fmt(t)} | {_ratio(o, t)} | "
-                        f"{load(r)} |")
+            rows.append(row(f"C-FIND STUDY {kind} (findscu)",
+                            f"{metric} (n={r['ours']['n']}/{r['orthanc']['n']})",
+                            r["ours"][key], r["orthanc"][key], load(r)))
         if "ours one association" in r:
             a, b = r["ours one association"], r["orthanc one association"]
-            rows.append(f"| C-FIND STUDY {kind} (findscu, {a['n']} queries on one association) "
-                        f"| mean ms/query | {_fmt(a['mean_ms'])} | {_fmt(b['mean_ms'])} | "
-                        f"{_ratio(a['mean_ms'], b['mean_ms'])} | "
-                        f"{a['foreign_cpu_cores']:.2f} / {b['foreign_cpu_cores']:.2f} |")
+            rows.append(row(f"C-FIND STUDY {kind} (findscu, {a['n']} queries on one "
+                            "association)", "mean ms/query", a["mean_ms"], b["mean_ms"],
+                            f"{a['foreign_cpu_cores']:.2f} / {b['foreign_cpu_cores']:.2f}"))
     goals = []
     if st:
         ratio = st["ours"]["instances_per_s"] / st["orthanc"]["instances_per_s"]
@@ -227,65 +209,36 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
     return "\n".join(rows), goals
 
 
-def print_report(results: dict[str, Any], out: Path) -> None:
-    table, goals = report(results)
-    print(f"\nDIMSE: WSI Archive vs Orthanc ({results['started']}, "
-          f"{results['machine']['cpus']} cores)")
-    print(f"versions: {results['versions']}\n")
-    print(table)
-    print("\nGoals:")
-    for goal in goals:
-        print(f"- {goal}")
-    for note in results.get("notes", []):
-        print(f"- note: {note}")
-    print(f"\nresults: {out}  (total {results.get('seconds', 0):.0f} s)")
+def print_results(results: dict[str, Any], out: Path) -> None:
+    """Print the table, the goal verdicts and the notes of a run, and where its JSON is."""
+    print_report("DIMSE: WSI Archive vs Orthanc", results, out, *report(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
-        print_report(json.loads(args.report.read_text()), args.report)
+        print_results(json.loads(args.report.read_text()), args.report)
         return 0
     if not args.no_install:
         ensure_debian_packages((*DEBIAN_PACKAGES, "dcmtk"))
-    started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="wsi-bench-dimse-"))
-    results: dict[str, Any] = {
-        "started": datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "versions": {}, "notes": [],
-    }
-    servers: list[Server] = []
-    try:
+    with benchmark_run("dimse_vs_orthanc", "wsi-bench-dimse-", args.keep) as run:
+        results, work = run.results, run.work
         log("writing CT instances")
         ct_files = make_ct_series(work / "ct", args.store_instances)
         study_files = make_ct_studies(work / "studies", args.find_instances)
         # storescu +sd sends every file of the folder: keep exactly the instances wanted.
         for extra in sorted(set((work / "studies").rglob("*.dcm")) - set(study_files)):
             extra.unlink()
-        busy = wait_until_quiet(args.quiet_limit, args.max_wait)
-        results["machine"]["busy_cores_before_start"] = busy
-        if busy > args.quiet_limit:
-            results["notes"].append(f"machine was not quiet at start: {busy:.2f} cores busy")
+        run.wait_until_quiet(args.quiet_limit, args.max_wait)
         # Both servers inherit TCP_NODELAY=1 (DCMTK, in Orthanc, reads it; pynetdicom ignores it).
         os.environ["TCP_NODELAY"] = "1"
-        ours = start_ours(work)
         # Orthanc 1.10 refuses C-FIND from unknown AEs (DicomAlwaysAllowFind false): declare
         # the client as a modality. C-STORE is allowed from anyone by default.
-        orthanc = start_orthanc(work, {"DicomAet": "ORTHANC", "DicomAlwaysAllowFind": True,
-                                       "DicomModalities": {
-                                           "bench": [CALLING_AE, "127.0.0.1", 104]}})
-        servers = [ours, orthanc]
-        _, system, _ = Client(orthanc.port).request("GET", "/system")
-        results["versions"]["orthanc"] = json.loads(system).get("Version")
-        for package in (*DEBIAN_PACKAGES[:1], "dcmtk"):
-            results["versions"][package] = subprocess.run(
-                ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True,
-                text=True).stdout
-        results["versions"]["ours (git HEAD)"] = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True).stdout.strip()
+        ours, orthanc = run.start_servers({"DicomAet": "ORTHANC", "DicomAlwaysAllowFind": True,
+                                           "DicomModalities": {
+                                               "bench": [CALLING_AE, "127.0.0.1", 104]}})
+        servers = run.servers
+        run.record_versions(orthanc, (*DEBIAN_PACKAGES[:1], "dcmtk"))
         log(f"ours http :{ours.port} dicom :{ours.dicom_port}, Orthanc http :{orthanc.port} "
             f"dicom :{orthanc.dicom_port}")
         cpu = CpuAccount(servers)
@@ -307,15 +260,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cpu.foreign_cores()
                 seconds, done = storescu(server, folder)
                 held = count_instances(server)
-                run = {"round": rnd, "seconds": seconds,
-                       "instances_per_s": len(ct_files) / seconds,
-                       "returncode": done.returncode, "held_after": held,
-                       "foreign_cpu_cores": cpu.foreign_cores(),
-                       "stderr_tail": done.stderr[-1500:]}
-                runs[server.name].append(run)
+                measured = {"round": rnd, "seconds": seconds,
+                            "instances_per_s": len(ct_files) / seconds,
+                            "returncode": done.returncode, "held_after": held,
+                            "foreign_cpu_cores": cpu.foreign_cores(),
+                            "stderr_tail": done.stderr[-1500:]}
+                runs[server.name].append(measured)
                 log(f"C-STORE round {rnd} {server.name}: {len(ct_files)} in {seconds:.2f} s "
                     f"({len(ct_files) / seconds:.1f}/s), rc {done.returncode}, holds {held}, "
-                    f"other processes {run['foreign_cpu_cores']:.2f} cores")
+                    f"other processes {measured['foreign_cpu_cores']:.2f} cores")
                 if done.returncode or held != len(ct_files) * (rnd + 1):
                     results["notes"].append(
                         f"{server.name} C-STORE round {rnd}: rc {done.returncode}, holds "
@@ -402,11 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 entry["warning"] = f"match counts differ for {differ} of {len(queries)} queries"
                 log(f"WARNING C-FIND {kind}: {entry['warning']}")
             results["find"][kind] = entry
-    finally:
-        for server in servers:
-            stop(server)
-        out = save_run("dimse_vs_orthanc", results, work, args.keep, started)
-    print_report(results, out)
+    print_results(run.results, run.saved)
     return 0
 
 

@@ -31,17 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,23 +45,12 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # samples/
 
 import vs_orthanc.frames as frames_mod  # noqa: E402
 from vs_orthanc.client import Client, Server, stow  # noqa: E402
-from vs_orthanc.common import MIB, REPO, RESULTS_DIR, log, save_run  # noqa: E402
-from vs_orthanc.data import (  # noqa: E402
-    _parallel_encoded_tiles,
-    make_wsi_level,
-    wsi_info,
-)
+from vs_orthanc.common import MIB, log  # noqa: E402
+from vs_orthanc.data import make_wsi_level, parallel_tile_rendering, wsi_info  # noqa: E402
 from vs_orthanc.frames import orthanc_series_id, run_wrk, wait_idle  # noqa: E402
-from vs_orthanc.report import _fmt, _ratio  # noqa: E402
-from vs_orthanc.servers import (  # noqa: E402
-    CpuAccount,
-    RssWatch,
-    ensure_debian_packages,
-    start_orthanc,
-    start_ours,
-    stop,
-    wait_until_quiet,
-)
+from vs_orthanc.report import TABLE_HEAD, _fmt, _ratio, print_report  # noqa: E402
+from vs_orthanc.run import add_run_options, add_slide_options, benchmark_run, names  # noqa: E402
+from vs_orthanc.servers import CpuAccount, RssWatch, ensure_debian_packages  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -76,20 +60,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wsi-size", default="40000x30000")
-    parser.add_argument("--tile", type=int, default=256)
+    add_slide_options(parser)
     parser.add_argument("--tiles", type=int, default=2000, help="random level-0 tile pool")
-    parser.add_argument("--concurrency", default="1,8,64")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk run")
     parser.add_argument("--viewer-loads", type=int, default=5, help="page loads per viewer")
     parser.add_argument("--viewer-timeout", type=float, default=60.0)
-    parser.add_argument("--cache-dir", type=Path, default=RESULTS_DIR / "cache")
-    parser.add_argument("--skip", default="", help="comma list of tiles,viewer to skip")
-    parser.add_argument("--quiet-limit", type=float, default=0.3)
-    parser.add_argument("--max-wait", type=float, default=60)
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--report", type=Path, metavar="JSON")
-    parser.add_argument("--no-install", action="store_true")
+    parser.add_argument("--skip", type=names, default="",
+                        help="comma list of tiles,viewer to skip")
+    add_run_options(parser, max_wait=60)
     return parser.parse_args(argv)
 
 
@@ -125,10 +102,7 @@ def make_upper_levels(level0: Path, cache_dir: Path) -> list[Path]:
     ):
         if value:
             kwargs[keyword] = str(value)
-    original = getattr(wsi_level, "_encoded_tiles", None)
-    if original is not None:
-        wsi_level._encoded_tiles = _parallel_encoded_tiles  # type: ignore[attr-defined]
-    try:
+    with parallel_tile_rendering():
         for index, ((w, h), path) in enumerate(zip(sizes, paths, strict=True), 1):
             if path.exists():
                 continue
@@ -139,9 +113,6 @@ def make_upper_levels(level0: Path, cache_dir: Path) -> list[Path]:
                 image_type=wsi_level.RESAMPLED_IMAGE_TYPE, instance_number=index + 1,
                 **kwargs)
             partial.rename(path)
-    finally:
-        if original is not None:
-            wsi_level._encoded_tiles = original  # type: ignore[attr-defined]
     log(f"pyramid levels written in {time.monotonic() - started:.0f} s")
     return paths
 
@@ -297,8 +268,8 @@ def bench_viewers(ours: Server, orthanc: Server, series_uid: str, orthanc_id: st
 
 
 def report(results: dict[str, Any]) -> tuple[str, list[str]]:
-    rows = ["| workload | metric | ours | Orthanc | ours/Orthanc | other load (cores) |",
-            "|---|---|---:|---:|---:|---:|"]
+    """The Markdown table of figures and the goal verdicts."""
+    rows = list(TABLE_HEAD)
     tiles = results.get("tiles") or {}
     o_all, t_all = tiles.get("ours", {}), tiles.get("orthanc", {})
     for c, o in o_all.items():
@@ -344,60 +315,28 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
     return "\n".join(rows), goals
 
 
-def print_report(results: dict[str, Any], out: Path) -> None:
-    table, goals = report(results)
-    print(f"\nTiles and viewer: WSI Archive vs Orthanc WSI ({results['started']}, "
-          f"{results['machine']['cpus']} cores)")
-    print(f"versions: {results['versions']}\n")
-    print(table)
-    print("\nGoals:")
-    for goal in goals:
-        print(f"- {goal}")
-    for note in results.get("notes", []):
-        print(f"- note: {note}")
-    print(f"\nresults: {out}  (total {results.get('seconds', 0):.0f} s)")
+def print_results(results: dict[str, Any], out: Path) -> None:
+    """Print the table, the goal verdicts and the notes of a run, and where its JSON is."""
+    print_report("Tiles and viewer: WSI Archive vs Orthanc WSI", results, out, *report(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
-        print_report(json.loads(args.report.read_text()), args.report)
+        print_results(json.loads(args.report.read_text()), args.report)
         return 0
-    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if not args.no_install:
         ensure_debian_packages()
-    width, height = (int(v) for v in args.wsi_size.lower().split("x"))
-    concurrencies = [int(c) for c in args.concurrency.split(",")]
-    started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="wsi-bench-tiles-"))
-    results: dict[str, Any] = {
-        "started": datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "versions": {}, "notes": [],
-    }
-    servers: list[Server] = []
-    watch: RssWatch | None = None
-    try:
+    width, height = args.wsi_size
+    with benchmark_run("tiles_vs_orthanc", "wsi-bench-tiles-", args.keep) as run:
+        results, work = run.results, run.work
         level0 = make_wsi_level(args.cache_dir, width, height, args.tile)
         info = wsi_info(level0)
-        upper = make_upper_levels(level0, args.cache_dir) if "viewer" not in skip else []
-        busy = wait_until_quiet(args.quiet_limit, args.max_wait)
-        results["machine"]["busy_cores_before_start"] = busy
-        if busy > args.quiet_limit:
-            results["notes"].append(f"machine was not quiet at start: {busy:.2f} cores busy")
-        ours = start_ours(work)
-        orthanc = start_orthanc(work)
-        servers = [ours, orthanc]
-        _, system, _ = Client(orthanc.port).request("GET", "/system")
-        results["versions"]["orthanc"] = json.loads(system).get("Version")
-        for package in ("orthanc-wsi", "wrk", "chromium"):
-            results["versions"][package] = subprocess.run(
-                ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True,
-                text=True).stdout
-        results["versions"]["ours (git HEAD)"] = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True).stdout.strip()
+        upper = make_upper_levels(level0, args.cache_dir) if "viewer" not in args.skip else []
+        run.wait_until_quiet(args.quiet_limit, args.max_wait)
+        ours, orthanc = run.start_servers()
+        servers = run.servers
+        run.record_versions(orthanc, ("orthanc-wsi", "wrk", "chromium"))
         results["slide"] = {"level0": str(level0), "frames": info.frames,
                             "size": f"{width}x{height}", "levels": 1 + len(upper),
                             "bytes": sum(p.stat().st_size for p in [level0, *upper])}
@@ -432,28 +371,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["tile_checks"] = checks
         log("checks: " + "; ".join(checks))
 
-        watch = RssWatch(servers)
+        watch = run.watch = RssWatch(servers)
         cpu = CpuAccount(servers)
-        if "tiles" not in skip:
+        if "tiles" not in args.skip:
             rng = random.Random(2026)
             pool = [rng.randint(1, info.frames) for _ in range(args.tiles)]
             frames_mod.WRK_SCRIPT = tile_script(pool)
             targets = [("ours", ours, f"/wsi/series/{info.series_uid}/tiles/0/")]
             if orthanc_id:
                 targets.append(("orthanc", orthanc, f"/wsi/tiles/{orthanc_id}/0/"))
-            results["tiles"] = bench_tiles(targets, info, concurrencies, args.duration,
+            results["tiles"] = bench_tiles(targets, info, args.concurrency, args.duration,
                                            work, watch, cpu)
-        if "viewer" not in skip:
+        if "viewer" not in args.skip:
             results["viewer"] = bench_viewers(ours, orthanc, info.series_uid, orthanc_id,
                                               args.viewer_loads, args.viewer_timeout, cpu)
         results["peak_rss_mib"] = {s.name: s.peak_rss / MIB for s in servers}
-    finally:
-        if watch is not None:
-            watch.close()
-        for server in servers:
-            stop(server)
-        out = save_run("tiles_vs_orthanc", results, work, args.keep, started)
-    print_report(results, out)
+    print_results(run.results, run.saved)
     return 0
 
 

@@ -108,6 +108,55 @@ _STUDIES = {
     ),
 }
 _PAIRED_BODY_PARTS = frozenset({"KNEE", "HIP", "SHOULDER", "BREAST", "HAND", "FOOT"})
+# Acquisition (CT Image / MR Image modules) and display (VOI LUT, rescale) attributes of the
+# phantom's scanners; a modality other than CT gets the MR ones.
+_MODALITY_ATTRIBUTES: dict[str, dict[str, object]] = {
+    "CT": {
+        "KVP": 120,
+        "DataCollectionDiameter": 500,
+        "ReconstructionDiameter": _FIELD_OF_VIEW_MM,
+        "DistanceSourceToDetector": 1085.6,
+        "DistanceSourceToPatient": 595,
+        "GantryDetectorTilt": 0,
+        "TableHeight": 160,
+        "RotationDirection": "CW",
+        "ExposureTime": 500,
+        "XRayTubeCurrent": 250,
+        "Exposure": 125,
+        "FilterType": "BODY FILTER",
+        "GeneratorPower": 30,
+        "FocalSpots": 1.2,
+        "ConvolutionKernel": "STANDARD",
+        "RevolutionTime": 0.5,
+        "SingleCollimationWidth": 0.625,
+        "TotalCollimationWidth": 40,
+        "SpiralPitchFactor": 0.984,
+        "WindowCenter": [40, -600],
+        "WindowWidth": [400, 1500],
+        "WindowCenterWidthExplanation": ["SOFT TISSUE", "LUNG"],
+        "RescaleIntercept": -1024,
+        "RescaleSlope": 1,
+        "RescaleType": "HU",
+    },
+    "MR": {
+        "ScanningSequence": "SE",
+        "SequenceVariant": "SK",
+        "ScanOptions": "",
+        "MRAcquisitionType": "2D",
+        "SequenceName": "se2d1",
+        "RepetitionTime": 500,
+        "EchoTime": 15,
+        "NumberOfAverages": 1,
+        "ImagingFrequency": 63.87,
+        "ImagedNucleus": "1H",
+        "EchoNumbers": 1,
+        "MagneticFieldStrength": 1.5,
+        "EchoTrainLength": 1,
+        "FlipAngle": 90,
+        "WindowCenter": 500,
+        "WindowWidth": 1000,
+    },
+}
 _SERIES = {
     "CT": ("Axial 1.0 soft tissue", "Axial 1.0 lung", "Axial 3.0 bone", "Axial 5.0 standard"),
     "MR": ("Ax T1 SE", "Ax T2 TSE", "Ax FLAIR", "Ax T1 post contrast"),
@@ -321,42 +370,10 @@ def _template(spec: _SeriesSpec, count: int) -> Dataset:
     ds.DeviceSerialNumber = f"SYN-{spec.modality}-0001"
     ds.SoftwareVersions = "1.0"
     ds.PatientPosition = "HFS"
-    if spec.modality == "CT":
-        ds.KVP = 120
-        ds.DataCollectionDiameter = 500
-        ds.ReconstructionDiameter = _FIELD_OF_VIEW_MM
-        ds.DistanceSourceToDetector = 1085.6
-        ds.DistanceSourceToPatient = 595
-        ds.GantryDetectorTilt = 0
-        ds.TableHeight = 160
-        ds.RotationDirection = "CW"
-        ds.ExposureTime = 500
-        ds.XRayTubeCurrent = 250
-        ds.Exposure = 125
-        ds.FilterType = "BODY FILTER"
-        ds.GeneratorPower = 30
-        ds.FocalSpots = 1.2
-        ds.ConvolutionKernel = "STANDARD"
-        ds.RevolutionTime = 0.5
-        ds.SingleCollimationWidth = 0.625
-        ds.TotalCollimationWidth = 40
-        ds.SpiralPitchFactor = 0.984
-    else:
-        ds.ScanningSequence = "SE"
-        ds.SequenceVariant = "SK"
-        ds.ScanOptions = ""
-        ds.MRAcquisitionType = "2D"
-        ds.SequenceName = "se2d1"
-        ds.RepetitionTime = 500
-        ds.EchoTime = 15
-        ds.NumberOfAverages = 1
-        ds.ImagingFrequency = 63.87
-        ds.ImagedNucleus = "1H"
-        ds.EchoNumbers = 1
-        ds.MagneticFieldStrength = 1.5
+    for keyword, value in _MODALITY_ATTRIBUTES["CT" if spec.modality == "CT" else "MR"].items():
+        setattr(ds, keyword, value)
+    if spec.modality != "CT":
         ds.SpacingBetweenSlices = spec.slice_thickness
-        ds.EchoTrainLength = 1
-        ds.FlipAngle = 90
     ds.StudyInstanceUID = spec.study_uid
     ds.SeriesInstanceUID = spec.series_uid
     if spec.body_part in _PAIRED_BODY_PARTS:
@@ -377,16 +394,6 @@ def _template(spec: _SeriesSpec, count: int) -> Dataset:
     ds.BitsStored = 12
     ds.HighBit = 11
     ds.PixelRepresentation = 0
-    if spec.modality == "CT":
-        ds.WindowCenter = [40, -600]
-        ds.WindowWidth = [400, 1500]
-        ds.WindowCenterWidthExplanation = ["SOFT TISSUE", "LUNG"]
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        ds.RescaleType = "HU"
-    else:
-        ds.WindowCenter = 500
-        ds.WindowWidth = 1000
     return ds
 
 

@@ -29,16 +29,25 @@ from pydicom.dataset import Dataset
 from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
 from samples._common import (
-    code_item,
-    dicom_date,
-    dicom_datetime,
-    dicom_time,
+    BASE_IMAGE_TYPE,
+    VL_WSI_SOP_CLASS,
+    SlideStudy,
+    add_slide,
+    add_slide_study,
+    add_tiled_image,
     encode_part10_header,
     file_meta,
-    srgb_icc_profile,
 )
 
-VL_WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
+_STUDY = SlideStudy(
+    study_id="LARGE",
+    accession_number="LARGE0001",
+    study_description="Large instance (random frame bytes)",
+    referring_physician_name="",
+    device_serial_number="SYN-LARGE",
+    acquisition_duration_s=600.0,
+)
+
 _ITEM_TAG = b"\xfe\xff\x00\xe0"
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0" + b"\x00\x00\x00\x00"
 # (7FE0,0010) OB, two reserved bytes, undefined length.
@@ -121,103 +130,33 @@ def _header_dataset(
 ) -> Dataset:
     now = datetime.now()
     across, down = tile_grid(number_of_frames)
-    spacing_mm = 0.00025
     ds = Dataset()
     ds.file_meta = file_meta(VL_WSI_SOP_CLASS, sop_uid, JPEGBaseline8Bit)
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = VL_WSI_SOP_CLASS
-    ds.SOPInstanceUID = sop_uid
-    ds.PatientName = patient_name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = study_uid
-    ds.StudyDate = dicom_date(now)
-    ds.StudyTime = dicom_time(now)
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = "LARGE"
-    ds.AccessionNumber = "LARGE0001"
-    ds.StudyDescription = "Large instance (random frame bytes)"
-    ds.Modality = "SM"
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = 1
-    ds.FrameOfReferenceUID = frame_of_reference_uid
-    ds.PositionReferenceIndicator = "SLIDE_CORNER"
-    ds.Manufacturer = "WSI Archive Samples"
-    ds.ManufacturerModelName = "Synthetic Scanner"
-    ds.DeviceSerialNumber = "SYN-LARGE"
-    ds.SoftwareVersions = "1.0"
-    ds.AcquisitionDateTime = dicom_datetime(now)
-    ds.AcquisitionDuration = 600.0
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
-    ds.InstanceNumber = 1
-    ds.ContentDate = dicom_date(now)
-    ds.ContentTime = dicom_time(now)
-    ds.BurnedInAnnotation = "NO"
-    ds.SpecimenLabelInImage = "NO"
-    ds.VolumetricProperties = "VOLUME"
-    ds.FocusMethod = "AUTO"
-    ds.ExtendedDepthOfField = "NO"
-    ds.LossyImageCompression = "01"
-    ds.LossyImageCompressionRatio = f"{tile * tile * 3 / frame_bytes:.2f}"
-    ds.LossyImageCompressionMethod = "ISO_10918_1"
-    ds.ImagedVolumeWidth = across * tile * spacing_mm
-    ds.ImagedVolumeHeight = down * tile * spacing_mm
-    ds.ImagedVolumeDepth = 4.0
-    ds.TotalPixelMatrixColumns = across * tile
-    ds.TotalPixelMatrixRows = down * tile
-    ds.TotalPixelMatrixFocalPlanes = 1
-    origin = Dataset()
-    origin.XOffsetInSlideCoordinateSystem = 20.0
-    origin.YOffsetInSlideCoordinateSystem = 50.0
-    ds.TotalPixelMatrixOriginSequence = [origin]
-    ds.ImageOrientationSlide = [0, -1, 0, -1, 0, 0]
-    ds.PyramidUID = pyramid_uid
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = "YBR_FULL_422"
-    ds.PlanarConfiguration = 0
-    ds.Rows = tile
-    ds.Columns = tile
-    ds.BitsAllocated = 8
-    ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.NumberOfFrames = number_of_frames
-    ds.DimensionOrganizationType = "TILED_FULL"
-    organization = Dataset()
-    organization.DimensionOrganizationUID = generate_uid()
-    ds.DimensionOrganizationSequence = [organization]
-    measures = Dataset()
-    measures.PixelSpacing = [spacing_mm, spacing_mm]
-    measures.SliceThickness = 0.004
-    frame_type = Dataset()
-    frame_type.FrameType = list(ds.ImageType)
-    shared = Dataset()
-    shared.PixelMeasuresSequence = [measures]
-    shared.WholeSlideMicroscopyImageFrameTypeSequence = [frame_type]
-    ds.SharedFunctionalGroupsSequence = [shared]
-    ds.ContainerIdentifier = "SLIDE-LARGE"
-    ds.IssuerOfTheContainerIdentifierSequence = []
-    ds.ContainerTypeCodeSequence = [code_item("433466003", "SCT", "Microscope slide")]
-    specimen = Dataset()
-    specimen.SpecimenIdentifier = "SLIDE-LARGE-S1"
-    specimen.SpecimenUID = generate_uid()
-    specimen.IssuerOfTheSpecimenIdentifierSequence = []
-    specimen.SpecimenPreparationSequence = []
-    ds.SpecimenDescriptionSequence = [specimen]
-    ds.NumberOfOpticalPaths = 1
-    optical_path = Dataset()
-    optical_path.OpticalPathIdentifier = "1"
-    optical_path.IlluminationTypeCodeSequence = [
-        code_item("111744", "DCM", "Brightfield illumination")
-    ]
-    optical_path.IlluminationColorCodeSequence = [code_item("414298005", "SCT", "Full Spectrum")]
-    icc = srgb_icc_profile()
-    if icc is not None:
-        optical_path.ICCProfile = icc
-        optical_path.ColorSpace = "SRGB"
-    ds.OpticalPathSequence = [optical_path]
-    ds.AcquisitionContextSequence = []
+    add_slide_study(
+        ds,
+        _STUDY,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_uid=sop_uid,
+        frame_of_reference_uid=frame_of_reference_uid,
+        acquired=now,
+    )
+    add_tiled_image(
+        ds,
+        image_type=BASE_IMAGE_TYPE,
+        instance_number=1,
+        acquired=now,
+        width=across * tile,
+        height=down * tile,
+        tile=tile,
+        pixel_spacing_mm=0.00025,
+        compressed_bytes=number_of_frames * frame_bytes,
+        pyramid_uid=pyramid_uid,
+        dimension_organization_uid=generate_uid(),
+    )
+    add_slide(ds, "SLIDE-LARGE", generate_uid())
     if extended_offset_table:
         # Offsets are from the first byte of the first frame's item tag (after the empty
         # Basic Offset Table); every item is 8 header bytes plus frame_bytes.

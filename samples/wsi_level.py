@@ -27,24 +27,27 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
 from samples._common import (
+    BASE_IMAGE_TYPE,
+    VL_WSI_SOP_CLASS,
+    SlideStudy,
+    add_slide,
+    add_slide_study,
+    add_tiled_image,
     code_item,
     dicom_date,
-    dicom_datetime,
     dicom_time,
     file_meta,
-    srgb_icc_profile,
 )
 
-VL_WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
-BASE_IMAGE_TYPE = ("ORIGINAL", "PRIMARY", "VOLUME", "NONE")
 RESAMPLED_IMAGE_TYPE = ("DERIVED", "PRIMARY", "VOLUME", "RESAMPLED")
-
-# Slide-corner offsets (mm) of the top left pixel: with the conventional ImageOrientationSlide
-# below, rows run along -Y and columns along -X, so the matrix starts at a high X and Y.
-_ORIGIN_X_MM = 20.0
-_ORIGIN_Y_MM = 50.0
-_IMAGE_ORIENTATION_SLIDE = (0, -1, 0, -1, 0, 0)
-_SLICE_THICKNESS_MM = 0.004
+_STUDY = SlideStudy(
+    study_id="S0001",
+    accession_number="WSI0001",
+    study_description="Synthetic H&E slide",
+    referring_physician_name="Referring^Doctor",
+    device_serial_number="SYN-0001",
+    acquisition_duration_s=120.0,
+)
 
 _PAD_RGB = (255, 255, 255)
 _BACKGROUND_RGB = np.array([241, 238, 244], dtype=np.float32)
@@ -193,6 +196,19 @@ def _specimen_preparation_step(specimen_id: str) -> Dataset:
     return step
 
 
+def _dimension_index(dimension_organization_uid: str) -> list[Dataset]:
+    """Dimension Index items: frames are indexed by column, then row position."""
+    indices = []
+    for pointer, label in ((0x0048021E, "Column Position"), (0x0048021F, "Row Position")):
+        index = Dataset()
+        index.DimensionOrganizationUID = dimension_organization_uid
+        index.DimensionIndexPointer = pointer
+        index.FunctionalGroupPointer = 0x0048021A  # PlanePositionSlideSequence
+        index.DimensionDescriptionLabel = label
+        indices.append(index)
+    return indices
+
+
 def write_wsi_level(
     path: Path,
     *,
@@ -242,10 +258,7 @@ def write_wsi_level(
     pyramid_uid = pyramid_uid or generate_uid()
     specimen_uid = specimen_uid or generate_uid()
     dimension_organization_uid = dimension_organization_uid or generate_uid()
-    tiles_across = math.ceil(width / tile)
-    tiles_down = math.ceil(height / tile)
     frames = list(_encoded_tiles(seed, width, height, tile, quality, downsample))
-    compressed = sum(len(f) for f in frames)
 
     ds = FileDataset(
         str(path),
@@ -253,150 +266,50 @@ def write_wsi_level(
         file_meta=file_meta(VL_WSI_SOP_CLASS, sop_uid, JPEGBaseline8Bit),
         preamble=b"\0" * 128,
     )
-    # SOP Common
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = VL_WSI_SOP_CLASS
-    ds.SOPInstanceUID = sop_uid
+    add_slide_study(
+        ds,
+        _STUDY,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_uid=sop_uid,
+        frame_of_reference_uid=frame_of_reference_uid,
+        acquired=acquired,
+    )
     ds.InstanceCreationDate = dicom_date(now)
     ds.InstanceCreationTime = dicom_time(now)
-
-    # Patient
-    ds.PatientName = patient_name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-
-    # General Study
-    ds.StudyInstanceUID = study_uid
-    ds.StudyDate = dicom_date(acquired)
-    ds.StudyTime = dicom_time(acquired)
-    ds.ReferringPhysicianName = "Referring^Doctor"
-    ds.StudyID = "S0001"
-    ds.AccessionNumber = "WSI0001"
-    ds.StudyDescription = "Synthetic H&E slide"
-
-    # General Series + Whole Slide Microscopy Series
-    ds.Modality = "SM"
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = 1
     ds.SeriesDescription = "Synthetic whole slide image"
     ds.SeriesDate = dicom_date(acquired)
     ds.SeriesTime = dicom_time(acquired)
-
-    # Frame of Reference
-    ds.FrameOfReferenceUID = frame_of_reference_uid
-    ds.PositionReferenceIndicator = "SLIDE_CORNER"
-
-    # General Equipment + Enhanced General Equipment
-    ds.Manufacturer = "WSI Archive Samples"
-    ds.ManufacturerModelName = "Synthetic Scanner"
-    ds.DeviceSerialNumber = "SYN-0001"
-    ds.SoftwareVersions = "1.0"
     ds.InstitutionName = "Sample Pathology Lab"
-
-    # General Acquisition
     ds.AcquisitionUID = generate_uid(entropy_srcs=[series_uid, "acquisition"])
-    ds.AcquisitionDateTime = dicom_datetime(acquired)
-    ds.AcquisitionDuration = 120.0
 
-    # General Image + Whole Slide Microscopy Image
-    ds.ImageType = list(image_type)
-    ds.InstanceNumber = instance_number
-    ds.ContentDate = dicom_date(acquired)
-    ds.ContentTime = dicom_time(acquired)
-    ds.BurnedInAnnotation = "NO"
-    ds.SpecimenLabelInImage = "NO"
-    ds.VolumetricProperties = "VOLUME"
-    ds.FocusMethod = "AUTO"
-    ds.ExtendedDepthOfField = "NO"
-    ds.LossyImageCompression = "01"
-    uncompressed = tiles_across * tiles_down * tile * tile * 3
-    ds.LossyImageCompressionRatio = f"{uncompressed / compressed:.2f}"
-    ds.LossyImageCompressionMethod = "ISO_10918_1"
-    ds.ImagedVolumeWidth = width * pixel_spacing_mm
-    ds.ImagedVolumeHeight = height * pixel_spacing_mm
-    ds.ImagedVolumeDepth = _SLICE_THICKNESS_MM * 1000.0  # micrometres, unlike width/height
-    ds.TotalPixelMatrixColumns = width
-    ds.TotalPixelMatrixRows = height
-    ds.TotalPixelMatrixFocalPlanes = 1
-    origin = Dataset()
-    origin.XOffsetInSlideCoordinateSystem = _ORIGIN_X_MM
-    origin.YOffsetInSlideCoordinateSystem = _ORIGIN_Y_MM
-    ds.TotalPixelMatrixOriginSequence = [origin]
-    ds.ImageOrientationSlide = list(_IMAGE_ORIENTATION_SLIDE)
+    add_tiled_image(
+        ds,
+        image_type=image_type,
+        instance_number=instance_number,
+        acquired=acquired,
+        width=width,
+        height=height,
+        tile=tile,
+        pixel_spacing_mm=pixel_spacing_mm,
+        compressed_bytes=sum(len(f) for f in frames),
+        pyramid_uid=pyramid_uid,
+        dimension_organization_uid=dimension_organization_uid,
+    )
     ds.RecommendedAbsentPixelCIELabValue = [0xFFFF, 0x8080, 0x8080]
-    ds.PyramidUID = pyramid_uid
     ds.PyramidLabel = "Synthetic H&E"
-
-    # Image Pixel
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = "YBR_FULL_422"
-    ds.PlanarConfiguration = 0
-    ds.Rows = tile
-    ds.Columns = tile
-    ds.BitsAllocated = 8
-    ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-
-    # Multi-frame Functional Groups + Multi-frame Dimension
-    ds.NumberOfFrames = len(frames)
-    ds.DimensionOrganizationType = "TILED_FULL"
-    organization = Dataset()
-    organization.DimensionOrganizationUID = dimension_organization_uid
-    ds.DimensionOrganizationSequence = [organization]
-    indices = []
-    for pointer, label in ((0x0048021E, "Column Position"), (0x0048021F, "Row Position")):
-        index = Dataset()
-        index.DimensionOrganizationUID = dimension_organization_uid
-        index.DimensionIndexPointer = pointer
-        index.FunctionalGroupPointer = 0x0048021A  # PlanePositionSlideSequence
-        index.DimensionDescriptionLabel = label
-        indices.append(index)
-    ds.DimensionIndexSequence = indices
-    measures = Dataset()
-    measures.PixelSpacing = [pixel_spacing_mm, pixel_spacing_mm]
-    measures.SliceThickness = _SLICE_THICKNESS_MM
-    frame_type = Dataset()
-    frame_type.FrameType = list(image_type)
+    ds.DimensionIndexSequence = _dimension_index(dimension_organization_uid)
     optical_path_id = Dataset()
     optical_path_id.OpticalPathIdentifier = "1"
-    shared = Dataset()
-    shared.PixelMeasuresSequence = [measures]
-    shared.WholeSlideMicroscopyImageFrameTypeSequence = [frame_type]
-    shared.OpticalPathIdentificationSequence = [optical_path_id]
-    ds.SharedFunctionalGroupsSequence = [shared]
+    ds.SharedFunctionalGroupsSequence[0].OpticalPathIdentificationSequence = [optical_path_id]
 
-    # Specimen
-    ds.ContainerIdentifier = container_id
-    ds.IssuerOfTheContainerIdentifierSequence = []
-    ds.ContainerTypeCodeSequence = [code_item("433466003", "SCT", "Microscope slide")]
-    specimen = Dataset()
-    specimen.SpecimenIdentifier = f"{container_id}-S1"
-    specimen.SpecimenUID = specimen_uid
-    specimen.IssuerOfTheSpecimenIdentifierSequence = []
-    specimen.SpecimenShortDescription = "Synthetic tissue section, H&E"
-    specimen.SpecimenPreparationSequence = [_specimen_preparation_step(f"{container_id}-S1")]
-    ds.SpecimenDescriptionSequence = [specimen]
-
-    # Optical Path
-    ds.NumberOfOpticalPaths = 1
-    path_item = Dataset()
-    path_item.OpticalPathIdentifier = "1"
-    path_item.OpticalPathDescription = "Brightfield"
-    path_item.IlluminationTypeCodeSequence = [
-        code_item("111744", "DCM", "Brightfield illumination")
-    ]
-    path_item.IlluminationColorCodeSequence = [code_item("414298005", "SCT", "Full Spectrum")]
-    path_item.ObjectiveLensPower = 40
-    icc = srgb_icc_profile()
-    if icc is not None:
-        path_item.ICCProfile = icc
-        path_item.ColorSpace = "SRGB"
-    ds.OpticalPathSequence = [path_item]
-
-    # Acquisition Context
-    ds.AcquisitionContextSequence = []
+    specimen_id = f"{container_id}-S1"
+    add_slide(ds, container_id, specimen_uid, [_specimen_preparation_step(specimen_id)])
+    ds.SpecimenDescriptionSequence[0].SpecimenShortDescription = "Synthetic tissue section, H&E"
+    ds.OpticalPathSequence[0].OpticalPathDescription = "Brightfield"
+    ds.OpticalPathSequence[0].ObjectiveLensPower = 40
 
     ds.PixelData = encapsulate(frames, has_bot=True)
     ds["PixelData"].VR = "OB"

@@ -101,6 +101,14 @@ def _photometric(transfer_syntax: str, aperio_rgb: bool) -> str:
     return "YBR_FULL_422"
 
 
+def _mark_lossless(ds: Dataset) -> None:
+    """Mark the pixel data as never lossy compressed (the rendered pixels, losslessly kept)."""
+    ds.LossyImageCompression = "00"
+    for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
+        if keyword in ds:
+            delattr(ds, keyword)
+
+
 def _position_item(col: int, row: int, tile: int, z: float, spacing_mm: float) -> Dataset:
     position = Dataset()
     position.ColumnPositionInTotalImagePixelMatrix = col * tile + 1
@@ -174,10 +182,7 @@ def write_variant_level(
     ds.ImagedVolumeHeight = height * spacing_mm
     ds.PhotometricInterpretation = _photometric(transfer_syntax, aperio_rgb)
     if transfer_syntax != JPEGBaseline8Bit:
-        ds.LossyImageCompression = "00"
-        for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
-            if keyword in ds:
-                delattr(ds, keyword)
+        _mark_lossless(ds)
     ds.DimensionOrganizationType = organization
     ds.TotalPixelMatrixFocalPlanes = len(focal_planes)
     shared = ds.SharedFunctionalGroupsSequence[0]
@@ -303,10 +308,7 @@ def write_associated(
     ds.Rows, ds.Columns = height, width
     ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = width, height
     ds.PhotometricInterpretation = "RGB"
-    ds.LossyImageCompression = "00"
-    for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
-        if keyword in ds:
-            delattr(ds, keyword)
+    _mark_lossless(ds)
     ds.NumberOfFrames = 1
     ds.PixelData = np.ascontiguousarray(rgb).tobytes()
     ds["PixelData"].VR = "OB"

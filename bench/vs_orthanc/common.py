@@ -12,6 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 RESULTS_DIR = REPO / "bench" / "results"
+VENV_BIN = REPO / ".venv" / "bin"
 DEBIAN_PACKAGES = ("orthanc", "orthanc-dicomweb", "orthanc-wsi", "wrk")
 ORTHANC_BIN = "/usr/sbin/Orthanc"
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'

@@ -1,9 +1,14 @@
-"""The Markdown table of figures and the verdicts on the issue's goals."""
+"""The Markdown tables of figures, the verdicts on the issue's goals, the printed report."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+TABLE_HEAD = ("| workload | metric | ours | Orthanc | ours/Orthanc | other load (cores) |",
+              "|---|---|---:|---:|---:|---:|")
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -22,10 +27,40 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ratio:.2f}x" if ratio >= 0.01 else f"{ratio:.4f}x"
 
 
+def row(workload: str, metric: str, ours: float | None, theirs: float | None, load: str) -> str:
+    """One row of the table: both figures and their ratio."""
+    return (f"| {workload} | {metric} | {_fmt(ours)} | {_fmt(theirs)} | {_ratio(ours, theirs)} | "
+            f"{load} |")
+
+
+def print_report(title: str, results: dict[str, Any], out: Path, table: str,
+                 goals: Sequence[str], *, peak_rss: bool = False) -> None:
+    """Print a run's heading, versions, table and goal verdicts, then where its JSON is.
+
+    The run's notes follow the goals; with ``peak_rss`` the servers' peak RSS does instead.
+    """
+    machine = results["machine"]
+    memory = f", {machine['memory_gib']} GiB" if "memory_gib" in machine else ""
+    print(f"\n{title} ({results['started']}, {machine['cpus']} cores{memory})")
+    print(f"versions: {results['versions']}\n")
+    print(table)
+    print("\nGoals:")
+    for goal in goals:
+        print(f"- {goal}")
+    saved = f"results: {out}  (total {results.get('seconds', 0):.0f} s)"
+    if peak_rss:
+        peaks = {k: round(v) for k, v in results.get("peak_rss_mib", {}).items()}
+        print(f"\npeak RSS (MiB): {peaks}")
+        print(saved)
+    else:
+        for note in results.get("notes", []):
+            print(f"- note: {note}")
+        print(f"\n{saved}")
+
+
 def report(results: dict[str, Any]) -> tuple[str, list[str]]:
     """The Markdown table of figures and the goal verdicts."""
-    rows = ["| workload | metric | ours | Orthanc | ours/Orthanc | other load (cores) |",
-            "|---|---|---:|---:|---:|---:|"]
+    rows = list(TABLE_HEAD)
 
     def load(o: dict[str, Any] | None, t: dict[str, Any] | None) -> str:
         values = [x.get("foreign_cpu_cores") for x in (o or {}, t or {})]
@@ -37,22 +72,20 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
                 f"({stow_r['bytes'] / stow_r['instances'] / 1e6:.2f} MB), "
                 f"{stow_r['per_request']}/request")
         for metric, key in (("instances/s", "instances_per_s"), ("MB/s", "mb_per_s")):
-            o, t = stow_r["ours"][key], stow_r["orthanc"][key]
-            rows.append(f"| {name} | {metric} | {_fmt(o)} | {_fmt(t)} | {_ratio(o, t)} | "
-                        f"{load(stow_r['ours'], stow_r['orthanc'])} |")
+            rows.append(row(name, metric, stow_r["ours"][key], stow_r["orthanc"][key],
+                            load(stow_r["ours"], stow_r["orthanc"])))
     setup = results.get("qido_setup")
     if setup and all(s.get("seconds") for s in setup.values()):
         o, t = (setup[n]["stored"] / setup[n]["seconds"] for n in ("ours", "orthanc"))
-        rows.append(f"| (setup, not a goal) STOW-RS of the {setup['ours']['stored']:,} small "
-                    f"QIDO instances, 250/request, 2 in parallel | instances/s | {_fmt(o)} | "
-                    f"{_fmt(t)} | {_ratio(o, t)} | - |")
+        rows.append(row(f"(setup, not a goal) STOW-RS of the {setup['ours']['stored']:,} "
+                        "small QIDO instances, 250/request, 2 in parallel", "instances/s", o, t,
+                        "-"))
     qido = results.get("qido") or {}
     for kind, r in qido.items():
         for metric, key in (("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
-            o, t = r["ours"][key], r["orthanc"][key]
-            rows.append(f"| QIDO {kind} | {metric} (n={r['ours']['requests']}/"
-                        f"{r['orthanc']['requests']}) | {_fmt(o)} | {_fmt(t)} | "
-                        f"{_ratio(o, t)} | {load(r['ours'], r['orthanc'])} |")
+            rows.append(row(f"QIDO {kind}", f"{metric} (n={r['ours']['requests']}/"
+                            f"{r['orthanc']['requests']})", r["ours"][key], r["orthanc"][key],
+                            load(r["ours"], r["orthanc"])))
     frames = results.get("frames") or {}
     ours_f = frames.get("ours frames", {})
     for label in ("orthanc frames", "orthanc wsi tiles"):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vs_orthanc.client import Server, wait_http
-from vs_orthanc.common import DEBIAN_PACKAGES, ORTHANC_BIN, REPO, RSS_LIMIT_BYTES, log
+from vs_orthanc.common import DEBIAN_PACKAGES, ORTHANC_BIN, RSS_LIMIT_BYTES, VENV_BIN, log
 
 
 def _package_installed(name: str) -> bool:
@@ -62,7 +62,7 @@ def free_port() -> int:
 def start_ours(work: Path, attempts: int = 3) -> Server:
     """``wsi serve`` on free ports with a fresh data folder (retried on a start-up failure)."""
     data_dir = work / "ours-data"
-    wsi = REPO / ".venv" / "bin" / "wsi"
+    wsi = VENV_BIN / "wsi"
     for attempt in range(1, attempts + 1):
         # A port found free can be taken by another process before the server binds it.
         port, dicom_port = free_port(), free_port()
