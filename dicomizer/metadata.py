@@ -102,6 +102,26 @@ def merge(flags: SlideMetadata, document: Dataset | None) -> SlideMetadata:
     return _validated(dataclasses.replace(flags, **values, extra=extra))
 
 
+_ONE_SLIDE = {
+    "series_instance_uid": "Series Instance UID (--series-uid)",
+    "container_identifier": "Container Identifier (--container-id)",
+    "specimen_identifier": "Specimen Identifier (--specimen-id)",
+}
+"""Values that name one slide: each conversion writes one slide's instances into a series of
+their own, and one container or specimen identifier on several slides would make viewers
+take them for one slide."""
+
+
+def check_shareable(metadata: SlideMetadata) -> None:
+    """Raise :class:`InvalidInput` if ``metadata`` (flags and JSON document) sets a value
+    that names one slide, so it cannot be given for several slides at once."""
+    merged = merge(metadata, metadata.extra)
+    given = [label for field, label in _ONE_SLIDE.items() if getattr(merged, field)]
+    if given:
+        raise InvalidInput(f"{', '.join(given)} names one slide; give it when converting "
+                           "one slide at a time")
+
+
 def _validated(metadata: SlideMetadata) -> SlideMetadata:
     for field in ("study_instance_uid", "series_instance_uid"):
         value = getattr(metadata, field)

@@ -11,6 +11,7 @@ import logging
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -283,7 +284,9 @@ def _dicomize_parser(sub: Any) -> None:
         description="Convert a whole-slide image (Aperio SVS, Hamamatsu NDPI, Philips TIFF, "
         "OME-TIFF, tiled TIFF, anything OpenSlide reads) into DICOM VL Whole Slide Microscopy "
         "Image instances: one per pyramid level plus label/overview/thumbnail.")
-    dz.add_argument("input", type=Path, help="slide file")
+    dz.add_argument("input", type=Path, nargs="+",
+                    help="slide file; several are converted one after the other, each into "
+                    "a series of its own (and a subfolder of -o named after the file)")
     dz.add_argument("-o", "--output", type=Path,
                     help="output folder (created; must not hold files of the same names)")
     dz.add_argument("--store", action="store_true",
@@ -337,9 +340,8 @@ def _dicomize_parser(sub: Any) -> None:
 
 
 def cmd_dicomize(args: argparse.Namespace) -> int:
-    """Convert a slide into a DICOM WSI series (and optionally STOW-RS it)."""
-    from dicomizer.convert import convert
-    from dicomizer.metadata import SlideMetadata, load_metadata_json
+    """Convert slides into DICOM WSI series, one each (and optionally STOW-RS them)."""
+    from dicomizer.metadata import SlideMetadata, check_shareable, load_metadata_json
     from dicomizer.options import ConversionOptions
 
     flags = SlideMetadata(
@@ -374,42 +376,92 @@ def cmd_dicomize(args: argparse.Namespace) -> int:
             shown[0] = percent
             _progress(done, total)
 
-    if args.store:
-        return _dicomize_and_store(args, options, None if args.quiet else progress)
-    if args.output is None:
+    if not args.store and args.output is None:
         raise InvalidInput("give -o OUTDIR, or --store to put the series in the archive")
-    result = convert(args.input, args.output, options,
-                     progress=None if args.quiet else progress)
-    if not args.quiet:
-        sys.stderr.write("\n")
-    print(result.summary(), file=sys.stderr)
-    for path in result.files:
-        print(path)
-    if args.upload:
-        from wsi.dicom.stow import stow_files
+    inputs: list[Path] = args.input
+    if len(inputs) == 1:
+        convert_one = _dicomize_and_store(args, options) if args.store else \
+            _dicomize_to_folder(args, options, args.output)
+        convert_one(inputs[0], None if args.quiet else progress)
+        return 0
+    check_shareable(options.metadata)
+    converters = [_dicomize_and_store(args, options)] * len(inputs) if args.store else \
+        [_dicomize_to_folder(args, options, folder)
+         for folder in _batch_folders(inputs, args.output)]
+    failed = 0
+    for number, (source, convert_one) in enumerate(zip(inputs, converters, strict=True)):
+        print(f"[{number + 1}/{len(inputs)}] {source}", file=sys.stderr)
+        shown[0] = -1
+        try:
+            convert_one(source, None if args.quiet else progress)
+        except WsiArchiveError as exc:
+            # One unreadable slide does not stop the others; the exit status reports it.
+            if not args.quiet:
+                sys.stderr.write("\n")
+            print(f"wsi: {exc.reason}", file=sys.stderr)
+            failed += 1
+    print(f"{len(inputs) - failed} of {len(inputs)} slides converted", file=sys.stderr)
+    return 2 if failed else 0
 
-        stored = stow_files(args.upload, result.files)
-        print(f"uploaded {stored} instance(s) to {args.upload}", file=sys.stderr)
-    return 0
+
+SlideConversion = Callable[[Path, Any], None]
+"""Converts one slide (its path, a progress callback or None) and reports what it wrote."""
 
 
-def _dicomize_and_store(args: argparse.Namespace, options: Any, progress: Any) -> int:
+def _batch_folders(inputs: list[Path], root: Path) -> list[Path]:
+    """A subfolder of ``root`` per input, named after the file (``-2``, ``-3``... appended
+    when two files share a name)."""
+    folders: list[Path] = []
+    taken: set[str] = set()
+    for source in inputs:
+        stem = source.stem or "slide"
+        name, number = stem, 1
+        while name in taken:
+            number += 1
+            name = f"{stem}-{number}"
+        taken.add(name)
+        folders.append(root / name)
+    return folders
+
+
+def _dicomize_to_folder(args: argparse.Namespace, options: Any, output: Path) -> SlideConversion:
+    """``wsi dicomize -o``: write the series into ``output`` (and STOW-RS it with --upload)."""
+    from dicomizer.convert import convert
+
+    def convert_one(source: Path, progress: Any) -> None:
+        result = convert(source, output, options, progress=progress)
+        if progress is not None:
+            sys.stderr.write("\n")
+        print(result.summary(), file=sys.stderr)
+        for path in result.files:
+            print(path)
+        if args.upload:
+            from wsi.dicom.stow import stow_files
+
+            stored = stow_files(args.upload, result.files)
+            print(f"uploaded {stored} instance(s) to {args.upload}", file=sys.stderr)
+    return convert_one
+
+
+def _dicomize_and_store(args: argparse.Namespace, options: Any) -> SlideConversion:
     """``wsi dicomize --store``: the server's convert-then-store, run in this process."""
     from dicomweb.jobs import convert_and_store
 
     settings = _load(args)
-    archive = _build_archive(settings)
-    work_dir = settings.data_dir / "conversions" / f"cli-{uuid.uuid4().hex}"
-    try:
-        result, stored = convert_and_store(archive, args.input, work_dir, options, progress)
-    finally:
-        archive.close()
-    if progress is not None:
-        sys.stderr.write("\n")
-    print(result.summary(), file=sys.stderr)
-    print(f"stored {len(stored)} instance(s) of series {result.series_uid} in "
-          f"{settings.data_dir}", file=sys.stderr)
-    return 0
+
+    def convert_one(source: Path, progress: Any) -> None:
+        archive = _build_archive(settings)
+        work_dir = settings.data_dir / "conversions" / f"cli-{uuid.uuid4().hex}"
+        try:
+            result, stored = convert_and_store(archive, source, work_dir, options, progress)
+        finally:
+            archive.close()
+        if progress is not None:
+            sys.stderr.write("\n")
+        print(result.summary(), file=sys.stderr)
+        print(f"stored {len(stored)} instance(s) of series {result.series_uid} in "
+              f"{settings.data_dir}", file=sys.stderr)
+    return convert_one
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pydicom
+from pydicom.uid import generate_uid
 
 from tests.conftest import REPO
 from tests.dicomizer.conftest import SVS
@@ -71,3 +72,50 @@ def test_dicomize_bad_input_is_one_line_without_traceback(tmp_path: Path) -> Non
     ]
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.svs"]
+
+
+def test_dicomize_several_slides_each_into_a_series_and_folder_of_its_own(
+        tmp_path: Path, synthetic_svs: Path) -> None:
+    same_name = tmp_path / "elsewhere" / synthetic_svs.name
+    same_name.parent.mkdir()
+    same_name.write_bytes(synthetic_svs.read_bytes())
+    empty = tmp_path / "empty.svs"
+    empty.touch()
+    study = generate_uid()
+    out = tmp_path / "out"
+
+    run = dicomize(synthetic_svs, empty, same_name, "-o", out, "--study-uid", study,
+                   "--patient-id", "BATCH-1", "--levels", "source", "-q")
+
+    assert run.returncode == 2  # one slide failed; the others are complete
+    errors = [line for line in run.stderr.splitlines() if line.startswith("wsi: ")]
+    assert len(errors) == 1 and errors[0].startswith("wsi: empty.svs: ")
+    assert run.stderr.splitlines()[-1] == "2 of 3 slides converted"
+    folders = sorted(p.name for p in out.iterdir())
+    assert folders == [synthetic_svs.stem, f"{synthetic_svs.stem}-2"]
+    listed = {Path(line) for line in run.stdout.splitlines()}
+    assert listed == {p for folder in folders for p in (out / folder).iterdir()}
+    bases = [pydicom.dcmread(out / folder / "level-0.dcm", stop_before_pixels=True)
+             for folder in folders]
+    assert {ds.StudyInstanceUID for ds in bases} == {study}
+    assert {ds.PatientID for ds in bases} == {"BATCH-1"}
+    assert len({ds.SeriesInstanceUID for ds in bases}) == 2
+    assert len({ds.FrameOfReferenceUID for ds in bases}) == 2
+
+
+def test_dicomize_several_slides_refuses_values_that_name_one_slide(
+        tmp_path: Path, synthetic_svs: Path) -> None:
+    metadata = tmp_path / "meta.json"
+    metadata.write_text(json.dumps({"00400512": {"vr": "LO", "Value": ["SLIDE-7"]}}))
+
+    from_file = dicomize(synthetic_svs, synthetic_svs, "-o", tmp_path / "a",
+                         "--metadata", metadata)
+    from_flag = dicomize(synthetic_svs, synthetic_svs, "-o", tmp_path / "b",
+                         "--series-uid", generate_uid())
+
+    assert from_file.returncode == from_flag.returncode == 2
+    assert from_file.stderr.strip() == (
+        "wsi: Container Identifier (--container-id) names one slide; "
+        "give it when converting one slide at a time")
+    assert "Series Instance UID (--series-uid) names one slide" in from_flag.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"]

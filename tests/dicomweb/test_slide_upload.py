@@ -13,11 +13,13 @@ from pathlib import Path
 import httpx
 import imagecodecs
 import pytest
+from pydicom.uid import generate_uid
 
 from samples.vendor_slides import write_mirax
 from tests.conftest import SHARED_SLIDES, Server, start_server, stop_server
 
 SVS = SHARED_SLIDES / "aperio" / "CMU-1-Small-Region.svs"
+NDPI_DAPI = SHARED_SLIDES / "hamamatsu" / "test3-DAPI-2-(387).ndpi"
 
 
 def _wait(api: httpx.Client, job_id: str, timeout: float = 180) -> dict:
@@ -192,4 +194,27 @@ def test_cli_dicomize_store_uses_the_same_path(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "stored 8 instance(s)" in done.stderr
     assert len(series) == 1 and series[0]["00201209"]["Value"] == [8]
+    assert not list((data / "conversions").iterdir())
+
+
+def test_cli_dicomize_store_several_slides_into_one_study(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    study = generate_uid()
+    not_a_slide = tmp_path / "notes.svs"
+    not_a_slide.write_text("not a slide")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "wsi", "dicomize", str(SVS), str(not_a_slide), str(NDPI_DAPI),
+         "--store", "--data-dir", str(data), "--study-uid", study, "--levels", "source", "-q"],
+        capture_output=True, text=True, timeout=300)
+    server = start_server(data)
+    try:
+        series = httpx.get(f"{server.dicomweb}/studies/{study}/series").json()
+    finally:
+        stop_server(server)
+
+    assert done.returncode == 2, done.stderr
+    assert "wsi: notes.svs: " in done.stderr and "2 of 3 slides converted" in done.stderr
+    # The SVS stores its base, label, overview and thumbnail; the NDPI 4 levels and a macro.
+    assert sorted(s["00201209"]["Value"][0] for s in series) == [4, 5]
     assert not list((data / "conversions").iterdir())
