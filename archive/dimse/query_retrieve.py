@@ -33,7 +33,7 @@ from archive.dimse.statuses import (
     UNABLE_TO_PROCESS,
     status_dataset,
 )
-from archive.dimse.switches import stored_file
+from archive.dimse.switches import NO_SEND_DELAY, stored_file
 from archive.query import Query
 from wsi.errors import InvalidInput, NotFound, WsiArchiveError
 from wsi.settings import RemoteModality, Settings
@@ -106,6 +106,7 @@ def handle_move(event: Event, archive: Archive, settings: Settings) -> Iterator[
     yield destination.host, destination.port, {
         "ae_title": destination.ae_title,
         "contexts": groups[0] if groups else [verification_context()],
+        "evt_handlers": NO_SEND_DELAY,
     }
     if failure is not None:
         # The destination must be yielded before any status, so a bad identifier costs

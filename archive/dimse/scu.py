@@ -27,6 +27,7 @@ from archive.dimse.contexts import (
     verification_context,
 )
 from archive.dimse.identifiers import LEVELS
+from archive.dimse.switches import NO_SEND_DELAY
 from wsi.errors import InvalidInput, Unavailable
 from wsi.settings import RemoteModality
 
@@ -49,7 +50,7 @@ def _association(
 ) -> Iterator[Association]:
     ae = AE(ae_title=calling_ae)
     assoc = ae.associate(modality.host, modality.port, contexts=contexts,
-                         ae_title=modality.ae_title)
+                         ae_title=modality.ae_title, evt_handlers=NO_SEND_DELAY)
     if not assoc.is_established:
         how = "rejected" if assoc.is_rejected else "not established"
         raise Unavailable(f"association with {_name(modality)} was {how}")

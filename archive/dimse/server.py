@@ -19,7 +19,7 @@ from archive.dimse.contexts import add_supported_contexts
 from archive.dimse.query_retrieve import handle_find, handle_get, handle_move
 from archive.dimse.statuses import SUCCESS
 from archive.dimse.store import handle_store
-from archive.dimse.switches import configure_pynetdicom
+from archive.dimse.switches import NO_SEND_DELAY, configure_pynetdicom
 from wsi.errors import Unavailable
 from wsi.settings import Settings
 
@@ -53,6 +53,7 @@ def start_dimse(settings: Settings, archive: Archive) -> DimseServer:
         ae.require_calling_aet = list(settings.dimse_allowed_callers)
     add_supported_contexts(ae)
     handlers: list[Any] = [
+        *NO_SEND_DELAY,
         (evt.EVT_ACCEPTED, _log_association),
         (evt.EVT_REJECTED, _log_association),
         (evt.EVT_ABORTED, _drop_partial_dataset),

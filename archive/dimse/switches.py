@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import _config
+from pynetdicom import _config, evt
 from pynetdicom.association import Association
+from pynetdicom.events import Event
 
 STORED_PATH_ATTRIBUTE = "_wsi_stored_path"
 """Set on the stand-in data set a retrieve handler yields; names the stored file to send."""
@@ -32,6 +34,20 @@ def configure_pynetdicom(log_level: str = "INFO") -> None:
     if logging.getLevelName(log_level.upper()) != logging.DEBUG:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
         _config.LOG_HANDLER_LEVEL = "none"
+
+
+def _send_without_delay(event: Event) -> None:
+    # pynetdicom writes each PDU with its own send() and leaves Nagle's algorithm on, so the
+    # second of two back-to-back PDUs (a C-FIND response's command, then its identifier)
+    # waited for the peer's delayed ACK: ~45 ms per C-FIND on an open association with
+    # findscu (TCP_NODELAY=1), 14 ms with this; DCMTK's own servers set TCP_NODELAY too.
+    sock = getattr(event.assoc.dul.socket, "socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+NO_SEND_DELAY: list[Any] = [(evt.EVT_CONN_OPEN, _send_without_delay)]
+"""Event handlers for every association, accepted or requested: PDUs go out at once."""
 
 
 def stored_file(path: Path, sop_instance_uid: str) -> Dataset:
