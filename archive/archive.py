@@ -78,13 +78,16 @@ _RECORD_COLUMNS = (
 class Archive:
     """Storage plus index; synchronous and thread-safe (call it from worker threads)."""
 
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None = None, *,
+                 parse_in_process: bool = False) -> None:
+        """``parse_in_process``: parse incoming instances in this process rather than in a
+        parser process (for a process with no event loop to keep responsive)."""
         self.settings = settings
         self.storage = Storage(settings.data_dir, settings.max_upload_bytes)
         self.engine = engine or open_engine(settings.resolved_database_url)
         self._ingester = Ingester(
             self.storage, self.engine, settings.on_conflict, settings.bulkdata_threshold,
-            parser_processes=_parser_processes(),
+            parser_processes=0 if parse_in_process else _parser_processes(),
         )
         self._frame_tables: Lru[tuple[int, str], FrameTable | None] = Lru(256)
         # Retrieval of one instance (a tile request) must not cost an index query each time.

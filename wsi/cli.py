@@ -67,11 +67,11 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _build_archive(settings: Settings) -> Any:
+def _build_archive(settings: Settings, parse_in_process: bool = False) -> Any:
     from archive.archive import Archive
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Archive(settings)
+    return Archive(settings, parse_in_process=parse_in_process)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -85,7 +85,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The port first: a second server started by mistake on the same data stops here,
     # before it could clear the first one's staging files.
     sock = bind_socket(settings.host, settings.port)
-    archive = _build_archive(settings)
+    # This process runs DIMSE only: no event loop to keep free, and a C-STORE would wait
+    # for the parser process round trip (~3 ms of ~28 ms per 0.5 MB instance).
+    archive = _build_archive(settings, parse_in_process=True)
     workers = WorkerProcesses(count, _http_worker, (settings,), sock,
                               preload=["wsi.cli", "dicomweb.app", "dicomweb.jobs", "uvicorn"])
     dimse = None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -207,6 +208,18 @@ def test_storescu_files_are_found_by_qido_and_retrieved_by_wado(
     del ct[0xFFFCFFFC]  # storescu drops the trailing padding; everything else arrives
     assert pydicom.dcmread(io.BytesIO(_wado(dimse, ct))) == ct
     assert _staging_is_empty(dimse) and not _partial_temp_files(dimse)
+
+
+def test_c_store_is_parsed_in_the_dimse_process(dimse: Server, tmp_path: Path) -> None:
+    # The DIMSE process has no event loop to keep free, so it parses C-STOREd data sets
+    # itself instead of paying a parser process's round trip for each one.
+    (path,) = _write(tmp_path, fresh_copy("CT_small.dcm", generate_uid()))
+
+    _run("storescu", "-aec", ARCHIVE_AE, "127.0.0.1", str(dimse.dicom_port), str(path))
+
+    children = [" ".join(child.cmdline())
+                for child in psutil.Process(dimse.process.pid).children()]
+    assert children and not [c for c in children if "multiprocessing.spawn" in c], children
 
 
 def test_storescu_multiframe_wsi_instance_serves_its_frames(
