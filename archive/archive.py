@@ -20,7 +20,7 @@ from archive.index.schema import instances, series, studies
 from archive.index.writer import delete_instances
 from archive.ingest import Ingester, Outcome, PreparedInstance
 from archive.lru import Lru
-from archive.parsing import StoredInstance
+from archive.parsing import NOTHING_EXPECTED, Expected, StoredInstance
 from archive.pixels import header_value, pixel_description
 from archive.query import FindResult, Query
 from archive.slide_images import FrameSpan, SlideImages, StoredTile
@@ -153,19 +153,20 @@ class Archive:
         """A new staging file to stream an incoming instance into."""
         return self.storage.stage()
 
-    def ingest(self, staged: StagedFile, expected_study_uid: str | None = None) -> StoredInstance:
+    def ingest(self, staged: StagedFile, expected: Expected = NOTHING_EXPECTED) -> StoredInstance:
         """Validate, store and index a finished staged file (the one ingest path, as a group
         of one: :meth:`prepare` then :meth:`commit`)."""
-        (outcome,) = self.commit([self.prepare(staged, expected_study_uid)])
+        (outcome,) = self.commit([self.prepare(staged, expected)])
         if isinstance(outcome, WsiArchiveError):
             raise outcome
         return outcome
 
     def prepare(
-        self, staged: StagedFile, expected_study_uid: str | None = None
+        self, staged: StagedFile, expected: Expected = NOTHING_EXPECTED
     ) -> PreparedInstance:
-        """Parse and validate a finished staged file (discarded if it fails), for :meth:`commit`."""
-        return self._ingester.prepare(staged, expected_study_uid)
+        """Parse and validate a finished staged file (discarded if it fails), for :meth:`commit`;
+        ``expected`` is what the request that delivered it says it is."""
+        return self._ingester.prepare(staged, expected)
 
     def commit(self, prepared: Sequence[PreparedInstance]) -> list[Outcome]:
         """Store and index prepared instances as one group, each failing alone (see
@@ -183,7 +184,8 @@ class Archive:
             self._announce(stored=int(bool(new_series)), removed=int(replaced))
         return outcomes
 
-    def ingest_path(self, path: Path, move: bool = False) -> StoredInstance:
+    def ingest_path(self, path: Path, move: bool = False,
+                    expected: Expected = NOTHING_EXPECTED) -> StoredInstance:
         """Ingest a file from anywhere: copied (folder import), or moved when ``move`` is set
         (files this process received itself, e.g. C-STORE temporary files)."""
         staged = self.stage()
@@ -196,7 +198,7 @@ class Archive:
         except BaseException:
             staged.discard()
             raise
-        return self.ingest(staged)
+        return self.ingest(staged, expected)
 
     # ---- query ----------------------------------------------------------------------------
     def find(self, query: Query) -> FindResult:
@@ -415,4 +417,4 @@ def _parser_processes() -> int:
     return 1 if (os.cpu_count() or 1) > 1 else 0
 
 
-__all__ = ["Archive", "InstanceRecord", "Level", "Query", "StoredInstance"]
+__all__ = ["Archive", "Expected", "InstanceRecord", "Level", "Query", "StoredInstance"]

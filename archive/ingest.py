@@ -42,6 +42,8 @@ from archive.index.writer import (
     upsert_parents,
 )
 from archive.parsing import (
+    NOTHING_EXPECTED,
+    Expected,
     StoredInstance,
     logging_of_this_process,
     parse_staged,
@@ -124,11 +126,11 @@ class Ingester:
             self._series.clear()
 
     def prepare(
-        self, staged: StagedFile, expected_study_uid: str | None = None
+        self, staged: StagedFile, expected: Expected = NOTHING_EXPECTED
     ) -> PreparedInstance:
         """Parse and validate a finished staged file; on failure it is discarded and the
         error (with ``sop`` set when the UIDs could be read) raised."""
-        args = (staged.path, staged.size, staged.sha256, expected_study_uid, self._threshold)
+        args = (staged.path, staged.size, staged.sha256, expected, self._threshold)
         try:
             stored, row = self._parse(args)
         except BaseException:

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 
 from archive.attributes import ATTRIBUTES, extract
 from archive.metadata import metadata_model, to_text
-from archive.status import StudyMismatch
+from archive.status import SopClassMismatch, StudyMismatch
 from wsi.codecs import DEFLATED_LE
 from wsi.dicom.encapsulation import build_frame_table, native_frame_length
 from wsi.dicom.part10 import Part10Header, read_header
@@ -43,8 +43,24 @@ class StoredInstance:
     """An earlier version with the same SOP Instance UID was overwritten."""
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What the request that delivered an instance says it is; ``None``: not stated."""
+
+    study_uid: str | None = None
+    """The study a STOW-RS request addressed (``/studies/{uid}``)."""
+    sop_class_uid: str | None = None
+    """A C-STORE request's Affected SOP Class UID."""
+    sop_instance_uid: str | None = None
+    """A C-STORE request's Affected SOP Instance UID."""
+
+
+NOTHING_EXPECTED = Expected()
+"""For files whose delivery states nothing about them (folder import, conversions)."""
+
+
 def parse_staged(
-    path: Path, size: int, sha256: str, expected_study_uid: str | None, threshold: int
+    path: Path, size: int, sha256: str, expected: Expected, threshold: int
 ) -> tuple[StoredInstance, dict[str, Any]]:
     """Parse and validate a finished staged file: what it will be stored as, and its index
     values. Pure (runs in a parser process); raises :class:`WsiArchiveError` on bad input,
@@ -55,11 +71,14 @@ def parse_staged(
         # From the index values rather than the data set: pydicom's keyword access converts
         # each element again, a visible share of the parse.
         uids = {k: validate_uid(str(row[k.lower()] or ""), k) for k in _REQUIRED_UIDS}
+        # Before the file meta: a C-STORE's meta is built from its request, so a data set
+        # that is not the requested instance must fail as that (0xA900), not as bad meta.
+        _check_request(uids, expected)
         _check_file_meta(header, uids["SOPInstanceUID"])
-        if expected_study_uid is not None and uids["StudyInstanceUID"] != expected_study_uid:
+        if expected.study_uid is not None and uids["StudyInstanceUID"] != expected.study_uid:
             raise StudyMismatch(
                 f"Study Instance UID {uids['StudyInstanceUID']} differs from the "
-                f"requested study {expected_study_uid}"
+                f"requested study {expected.study_uid}"
             )
     except WsiArchiveError as exc:
         exc.sop = _sop(header.dataset)
@@ -69,6 +88,15 @@ def parse_staged(
         uids["SOPClassUID"], header.transfer_syntax_uid, already_stored=False,
     )
     return stored, row
+
+
+def _check_request(uids: dict[str, str], expected: Expected) -> None:
+    """The data set must be the SOP class and instance its C-STORE request names."""
+    for key, wanted in (("SOPClassUID", expected.sop_class_uid),
+                        ("SOPInstanceUID", expected.sop_instance_uid)):
+        if wanted is not None and uids[key] != wanted:
+            name = "SOP Class UID" if key == "SOPClassUID" else "SOP Instance UID"
+            raise SopClassMismatch(f"{name} {uids[key]} differs from the request's {wanted}")
 
 
 def _row(

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request, Response, post
 
 from archive.ingest import PreparedInstance
-from archive.parsing import StoredInstance
+from archive.parsing import Expected, StoredInstance
 from archive.status import failure_status
 from archive.storage import StagedFile
 from dicomweb.errors import UnsupportedMediaType
@@ -173,7 +173,7 @@ def _finish_and_prepare(
         except BaseException:
             writer.staged.discard()
             raise
-        result = services.archive.prepare(writer.staged, study)
+        result = services.archive.prepare(writer.staged, Expected(study_uid=study))
     except WsiArchiveError as exc:
         result = exc
     return (_new_spare(services) if make_spare else None), result
