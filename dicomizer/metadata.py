@@ -117,6 +117,9 @@ def check_shareable(metadata: SlideMetadata) -> None:
     that names one slide, so it cannot be given for several slides at once."""
     merged = merge(metadata, metadata.extra)
     given = [label for field, label in _ONE_SLIDE.items() if getattr(merged, field)]
+    if metadata.extra is not None and "SpecimenDescriptionSequence" in metadata.extra:
+        # The document's sequence replaces the one built per slide (its specimen UID too).
+        given.append("Specimen Description Sequence (--metadata)")
     if given:
         raise InvalidInput(f"{', '.join(given)} names one slide; give it when converting "
                            "one slide at a time")

@@ -112,10 +112,18 @@ def test_dicomize_several_slides_refuses_values_that_name_one_slide(
                          "--metadata", metadata)
     from_flag = dicomize(synthetic_svs, synthetic_svs, "-o", tmp_path / "b",
                          "--series-uid", generate_uid())
+    specimen = tmp_path / "specimen.json"
+    specimen.write_text(json.dumps({"00400560": {"vr": "SQ", "Value": [
+        {"00400551": {"vr": "LO", "Value": ["SPEC-1"]},
+         "00400554": {"vr": "UI", "Value": [generate_uid()]}}]}}))
+    from_sequence = dicomize(synthetic_svs, synthetic_svs, "-o", tmp_path / "c",
+                             "--metadata", specimen)
 
     assert from_file.returncode == from_flag.returncode == 2
     assert from_file.stderr.strip() == (
         "wsi: Container Identifier (--container-id) names one slide; "
         "give it when converting one slide at a time")
     assert "Series Instance UID (--series-uid) names one slide" in from_flag.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"]
+    assert from_sequence.returncode == 2
+    assert "Specimen Description Sequence (--metadata) names one slide" in from_sequence.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "specimen.json"]
